@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+from django.db.models.signals import m2m_changed, post_migrate
+
+
+class ClinicConfig(AppConfig):
+    name = "clinic"
+    verbose_name = "Clinic"
+
+    def ready(self):
+        from clinic import roles
+        from clinic.models import User
+
+        # Runs after every migrate, once all apps' permissions exist, so that a later
+        # issue's new permission in roles.ROLE_PERMISSIONS reaches the groups by itself.
+        post_migrate.connect(roles.sync_after_migrate, sender=self)
+        m2m_changed.connect(roles.staff_follows_manager_group, sender=User.groups.through)

@@ -1,0 +1,92 @@
+"""Load the synthetic demo clinic: staff logins, then each app's own demo records.
+
+Idempotent: a second run adds nothing and changes nothing a user entered. Each app that
+has demo data provides `<app>/demo.py` with `seed(*, patients, rng, users, stdout)`; the
+command finds them through the app registry, so `clinic` never imports `patients` or
+`plans` directly.
+"""
+
+import importlib
+import random
+import time
+
+from django.apps import apps
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from clinic.roles import CLINICIAN, FRONT_DESK, MANAGER, sync_roles
+
+DEMO_PASSWORD = "cicatrix-demo"
+DEMO_SEED = 20261122
+DEMO_USERS = (
+    # username, first, last, title, role
+    ("frontdesk", "Fran", "Desk", "Receptionist", FRONT_DESK),
+    ("clinician", "Cleo", "Nishan", "Consultant dermatologist", CLINICIAN),
+    ("manager", "Morgan", "Ager", "Clinic manager", MANAGER),
+)
+
+
+class Command(BaseCommand):
+    help = "Load the synthetic demo clinic (demo logins, patients, plans, sessions)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--patients", type=int, default=60, help="How many demo patients (default 60)."
+        )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Run even with DEBUG off (creates logins with a published password).",
+        )
+
+    def handle(self, *args, patients, force, **options):
+        if not settings.DEBUG and not force:
+            raise CommandError(
+                "seed_demo creates logins with the published password 'cicatrix-demo' and "
+                "refuses to run with DEBUG off. Use --force if this really is a demo server."
+            )
+        if patients < 0:
+            raise CommandError("--patients must be 0 or more.")
+        started = time.monotonic()
+        with transaction.atomic():
+            sync_roles()
+            users = self._seed_users()
+        for module in self._demo_modules():
+            module.seed(
+                patients=patients,
+                rng=random.Random(DEMO_SEED),
+                users=users,
+                stdout=self.stdout,
+            )
+        self.stdout.write(
+            f"Demo clinic ready in {time.monotonic() - started:.1f} s. Logins (password "
+            f"'{DEMO_PASSWORD}'): " + ", ".join(name for name, *_ in DEMO_USERS)
+        )
+
+    def _seed_users(self):
+        User = get_user_model()
+        users = {}
+        for username, first, last, title, role in DEMO_USERS:
+            user, created = User.objects.get_or_create(
+                username=username,
+                defaults={"first_name": first, "last_name": last, "professional_title": title},
+            )
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                user.save()
+                user.groups.add(Group.objects.get(name=role))
+            users[role] = user
+        return users
+
+    def _demo_modules(self):
+        for app_config in apps.get_app_configs():
+            if not app_config.path.startswith(str(settings.BASE_DIR)):
+                continue  # third-party apps have no demo data of ours
+            try:
+                yield importlib.import_module(f"{app_config.name}.demo")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{app_config.name}.demo":
+                    raise

@@ -1,0 +1,82 @@
+"""Staff roles as Django groups, and the one table of what each role may do.
+
+Later features extend ROLE_PERMISSIONS; `migrate` applies the table to the groups.
+"""
+
+from django.apps import apps as global_apps
+from django.contrib.auth.management import create_permissions
+from django.core.exceptions import ImproperlyConfigured
+
+FRONT_DESK = "Front desk"
+CLINICIAN = "Clinician"
+MANAGER = "Manager"
+ROLES = (FRONT_DESK, CLINICIAN, MANAGER)
+
+_VIEW = ("view",)
+_VIEW_ADD_CHANGE = ("view", "add", "change")
+
+
+def _perms(app_label, model, actions):
+    return {f"{app_label}.{action}_{model}" for action in actions}
+
+
+# Nobody but a superuser deletes anything: clinical records are archived instead.
+ROLE_PERMISSIONS: dict[str, set[str]] = {
+    FRONT_DESK: set(),
+    CLINICIAN: set(),
+    MANAGER: _perms("clinic", "user", _VIEW_ADD_CHANGE) | _perms("auth", "group", _VIEW),
+}
+
+
+def permission_objects(codes, Permission):
+    """Map 'app_label.codename' strings to Permission rows; unknown codes are an error."""
+    wanted = {tuple(code.split(".", 1)) for code in codes}
+    found = {
+        (p.content_type.app_label, p.codename): p
+        for p in Permission.objects.select_related("content_type").filter(
+            codename__in={codename for _, codename in wanted}
+        )
+    }
+    missing = sorted(f"{a}.{c}" for a, c in wanted - found.keys())
+    if missing:
+        raise ImproperlyConfigured(f"ROLE_PERMISSIONS names unknown permissions: {missing}")
+    return [found[key] for key in wanted]
+
+
+def sync_roles(apps=global_apps):
+    """Create the role groups and give each exactly the permissions of the table."""
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role in ROLES:
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set(permission_objects(ROLE_PERMISSIONS[role], Permission))
+
+
+def sync_after_migrate(sender, apps=global_apps, verbosity=1, using="default", **kwargs):
+    """post_migrate hook: make sure every app's permissions exist, then sync the groups."""
+    for app_config in global_apps.get_app_configs():
+        create_permissions(app_config, verbosity=0, using=using, apps=apps)
+    sync_roles(apps)
+
+
+def staff_follows_manager_group(sender, instance, action, reverse, pk_set, **kwargs):
+    """Managers get admin access (is_staff); leaving the Manager group takes it away."""
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    User = global_apps.get_model("clinic", "User")
+    if reverse:  # group.user_set changed: instance is the Group
+        if instance.name != MANAGER:
+            return
+        users = User.objects.filter(pk__in=pk_set or ()) if action != "post_clear" else None
+        if users is None:
+            User.objects.filter(is_superuser=False, is_staff=True).exclude(
+                groups__name=MANAGER
+            ).update(is_staff=False)
+            return
+    else:
+        users = [instance]
+    for user in users:
+        wanted = user.is_superuser or user.groups.filter(name=MANAGER).exists()
+        if user.is_staff != wanted:
+            user.is_staff = wanted
+            user.save(update_fields=["is_staff"])

@@ -1,0 +1,50 @@
+import pytest
+from django.urls import reverse
+
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def test_login_page_is_open_to_anonymous_visitors(client):
+    response = client.get(reverse("login"))
+    assert response.status_code == 200
+    assert b'name="username"' in response.content
+
+
+def test_logging_in_leads_to_the_home_page(client, clinician):
+    response = client.post(
+        reverse("login"), {"username": "clin_user", "password": PASSWORD}, follow=True
+    )
+    assert response.redirect_chain[-1][0] == reverse("home")
+    assert "Welcome, Clin_User" in response.content.decode()
+
+
+def test_a_wrong_password_is_refused_and_keeps_the_username(client, clinician):
+    response = client.post(reverse("login"), {"username": "clin_user", "password": "wrong"})
+    assert response.status_code == 200
+    assert "Please enter a correct username and password" in response.content.decode()
+    assert 'value="clin_user"' in response.content.decode()
+
+
+def test_logout_is_a_post_and_ends_the_session(clinician_client):
+    assert clinician_client.get(reverse("home")).status_code == 200
+    response = clinician_client.post(reverse("logout"))
+    assert response.status_code == 302
+    assert response.url == reverse("login")
+    assert clinician_client.get(reverse("home")).status_code == 302
+
+
+def test_anonymous_home_redirects_to_login_with_next(client):
+    response = client.get(reverse("home"))
+    assert response.status_code == 302
+    assert response.url == f"{reverse('login')}?next=/"
+
+
+def test_login_redirect_to_an_outside_site_is_ignored(client, clinician):
+    response = client.post(
+        reverse("login") + "?next=https://evil.example/",
+        {"username": "clin_user", "password": PASSWORD, "next": "https://evil.example/"},
+    )
+    assert response.status_code == 302
+    assert response.url == reverse("home")
