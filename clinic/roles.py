@@ -20,11 +20,48 @@ def _perms(app_label, model, actions):
     return {f"{app_label}.{action}_{model}" for action in actions}
 
 
+_FRONT_DESK = (
+    # demographics, consents on paper, booking and moving sessions; nothing clinical
+    _perms("patients", "patient", _VIEW_ADD_CHANGE)
+    | _perms("patients", "consent", _VIEW_ADD_CHANGE)
+    | _perms("patients", "scarsite", _VIEW)
+    | _perms("patients", "scartype", _VIEW)
+    | _perms("plans", "treatment", _VIEW)
+    | _perms("plans", "plan", _VIEW)
+    | _perms("plans", "course", _VIEW)
+    | _perms("plans", "session", _VIEW_ADD_CHANGE)
+    | _perms("plans", "sessiontreatment", _VIEW)
+)
+_CLINICIAN = (
+    _FRONT_DESK
+    | _perms("patients", "acneactivity", _VIEW_ADD_CHANGE)
+    | _perms("patients", "medicalflag", _VIEW_ADD_CHANGE)
+    | _perms("patients", "scarsite", _VIEW_ADD_CHANGE)
+    | _perms("plans", "treatmentparameter", _VIEW)
+    | _perms("plans", "safetyrulesetting", _VIEW)
+    | _perms("plans", "plan", _VIEW_ADD_CHANGE)
+    | _perms("plans", "course", _VIEW_ADD_CHANGE)
+    | _perms("plans", "sessiontreatment", _VIEW_ADD_CHANGE)
+    | _perms("plans", "assessment", _VIEW_ADD_CHANGE)
+    | _perms("plans", "adverseevent", _VIEW_ADD_CHANGE)
+    | _perms("plans", "sessionphoto", _VIEW_ADD_CHANGE)
+    | _perms("plans", "safetyoverride", ("view", "add"))
+    | {"plans.override_safety_block"}
+)
+_MANAGER = (
+    _CLINICIAN
+    | _perms("clinic", "user", _VIEW_ADD_CHANGE)
+    | _perms("auth", "group", _VIEW)
+    | _perms("plans", "treatment", _VIEW_ADD_CHANGE)
+    | _perms("plans", "treatmentparameter", _VIEW_ADD_CHANGE)
+    | _perms("plans", "safetyrulesetting", _VIEW_ADD_CHANGE)
+)
+
 # Nobody but a superuser deletes anything: clinical records are archived instead.
 ROLE_PERMISSIONS: dict[str, set[str]] = {
-    FRONT_DESK: set(),
-    CLINICIAN: set(),
-    MANAGER: _perms("clinic", "user", _VIEW_ADD_CHANGE) | _perms("auth", "group", _VIEW),
+    FRONT_DESK: _FRONT_DESK,
+    CLINICIAN: _CLINICIAN,
+    MANAGER: _MANAGER,
 }
 
 

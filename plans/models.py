@@ -1,1 +1,609 @@
-from django.db import models  # noqa: F401
+"""Treatment catalogue, plans with their courses, sessions and what is logged in them.
+
+Pure rules live beside this module: scales.py (instruments and scores), scheduling.py
+(calendar generation), safety.py (contraindication rules), parameters.py (per-treatment
+session parameters). Writes touching several models live in services.py.
+"""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import FileExtensionValidator
+from django.db import models
+from django.db.models import Count, Q
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from clinic.models import TimeStamped
+from patients.models import Patient, ScarSite, ScarType
+from plans import safety, scales
+
+USER = settings.AUTH_USER_MODEL
+
+
+class TreatmentQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(is_active=True)
+
+    def suited_to(self, scar_types):
+        """Active treatments whose best-for list covers any of the scar types, best first."""
+        return (
+            self.active()
+            .filter(best_for__in=scar_types)
+            .annotate(matches=Count("best_for", distinct=True))
+            .order_by("-matches", "name")
+        )
+
+
+class Treatment(TimeStamped):
+    """A catalogue entry the manager edits: what it suits, its usual course, its parameters."""
+
+    class Setting(models.TextChoices):
+        HOME = "home", "At home"
+        IN_OFFICE = "in_office", "In office"
+
+    class Category(models.TextChoices):
+        HOME_ACID = "home_acid", "Topical acid"
+        PEEL = "peel", "Chemical peel"
+        VASCULAR_LASER = "vascular_laser", "Vascular laser"
+        ABLATIVE_LASER = "ablative_laser", "Ablative laser / resurfacing"
+        CRYOTHERAPY = "cryotherapy", "Cryotherapy"
+        MICRONEEDLING = "microneedling", "Microneedling"
+        OTHER = "other", "Other"
+
+    class PeelDepth(models.TextChoices):
+        UNKNOWN = "", "Depends on the agent used"
+        SUPERFICIAL = "superficial", "Superficial"
+        MEDIUM = "medium", "Medium"
+        DEEP = "deep", "Deep"
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=80, unique=True)
+    setting = models.CharField(max_length=10, choices=Setting)
+    category = models.CharField(max_length=20, choices=Category)
+    peel_depth = models.CharField(max_length=12, choices=PeelDepth, blank=True, default="")
+    contains_salicylate = models.BooleanField(default=False)
+    needs_clear_skin = models.BooleanField(
+        default=False, help_text="Cannot be done during an active breakout (seed)."
+    )
+    best_for = models.ManyToManyField(ScarType, blank=True, related_name="treatments")
+    default_sessions = models.PositiveSmallIntegerField(default=1)
+    default_interval_days = models.PositiveSmallIntegerField(default=0)
+    min_interval_days = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Warn when two sessions are closer than this."
+    )
+    description = models.TextField(blank=True)
+    staff_notes = models.TextField(
+        blank=True, help_text="Shown to staff when they choose this treatment."
+    )
+    is_active = models.BooleanField(default=True, help_text="Untick to retire it from new plans.")
+    history = HistoricalRecords(m2m_fields=[best_for])
+
+    objects = TreatmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(default_sessions__gte=1) & Q(default_sessions__lte=52),
+                name="treatment_default_sessions_1_to_52",
+                violation_error_message="Default sessions must be from 1 to 52.",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def in_office(self):
+        return self.setting == self.Setting.IN_OFFICE
+
+    def facts(self):
+        """What the safety rules need to know about this treatment."""
+        return safety.TreatmentFacts(
+            code=self.code,
+            name=self.name,
+            category=self.category,
+            peel_depth=self.peel_depth,
+            contains_salicylate=self.contains_salicylate,
+            needs_clear_skin=self.needs_clear_skin,
+            in_office=self.in_office,
+            min_interval_days=self.min_interval_days,
+        )
+
+
+class TreatmentParameter(models.Model):
+    """One value a session of a treatment must (or may) log, typed and bounded."""
+
+    class Kind(models.TextChoices):
+        NUMBER = "number", "Number"
+        CHOICE = "choice", "Choice"
+        TEXT = "text", "Text"
+        YES_NO = "yes_no", "Yes / no"
+
+    treatment = models.ForeignKey(Treatment, on_delete=models.CASCADE, related_name="parameters")
+    code = models.SlugField(max_length=40)
+    label = models.CharField(max_length=80)
+    kind = models.CharField(max_length=10, choices=Kind)
+    unit = models.CharField(max_length=20, blank=True)
+    min_value = models.DecimalField(max_digits=10, decimal_places=3, null=True, blank=True)
+    max_value = models.DecimalField(max_digits=10, decimal_places=3, null=True, blank=True)
+    choices = models.CharField(
+        max_length=400, blank=True, help_text="For a choice: the allowed values, comma-separated."
+    )
+    required = models.BooleanField(default=True)
+    order = models.PositiveSmallIntegerField(default=0)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["treatment", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["treatment", "code"],
+                name="unique_parameter_code_per_treatment",
+                violation_error_message="This treatment already has a parameter with that code.",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_value__isnull=True)
+                | Q(max_value__isnull=True)
+                | Q(max_value__gte=models.F("min_value")),
+                name="parameter_min_not_above_max",
+                violation_error_message="The minimum cannot be above the maximum.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    @property
+    def choice_list(self):
+        return [c.strip() for c in self.choices.split(",") if c.strip()]
+
+    def clean(self):
+        if self.kind == self.Kind.CHOICE and not self.choice_list:
+            raise ValidationError({"choices": "A choice parameter needs its allowed values."})
+        if self.kind != self.Kind.NUMBER and (
+            self.min_value is not None or self.max_value is not None
+        ):
+            raise ValidationError({"min_value": "Only number parameters have a range."})
+
+
+class SafetyRuleSetting(models.Model):
+    """The clinic's choice for one rule of plans.safety: block, warn or inform, or off."""
+
+    rule = models.CharField(
+        max_length=40, unique=True, choices=[(code, r.title) for code, r in safety.RULES.items()]
+    )
+    action = models.CharField(
+        max_length=10, choices=[(a.value, a.name.title()) for a in safety.Action]
+    )
+    enabled = models.BooleanField(default=True)
+    window = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The rule's time window (months or days, see the rule)."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["rule"]
+
+    def __str__(self):
+        return f"{self.get_rule_display()}: {self.action}"
+
+    @classmethod
+    def current(cls):
+        """All settings as plans.safety expects them; rules without a row use defaults."""
+        return {
+            row.rule: safety.RuleSetting(
+                action=safety.Action(row.action), enabled=row.enabled, window=row.window
+            )
+            for row in cls.objects.all()
+        }
+
+
+class PlanQuerySet(models.QuerySet):
+    def for_patient(self, patient):
+        return self.filter(patient=patient)
+
+    def open(self):
+        return self.filter(status__in=[Plan.Status.DRAFT, Plan.Status.ACTIVE, Plan.Status.ON_HOLD])
+
+
+class Plan(TimeStamped):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        ON_HOLD = "on_hold", "On hold"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="plans")
+    title = models.CharField(max_length=120)
+    goal = models.TextField(blank=True)
+    clinician = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="plans")
+    start_date = models.DateField()
+    preferred_time = models.TimeField(
+        default="09:00", help_text="Time of day for generated sessions."
+    )
+    status = models.CharField(max_length=10, choices=Status, default=Status.DRAFT)
+    target_sites = models.ManyToManyField(ScarSite, related_name="plans")
+    internal_notes = models.TextField(blank=True, help_text="Staff only; not on patient reports.")
+    version = models.PositiveIntegerField(default=1, editable=False)
+    history = HistoricalRecords(m2m_fields=[target_sites])
+
+    objects = PlanQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-start_date", "-id"]
+        indexes = [models.Index(fields=["patient", "status"], name="plan_patient_status_idx")]
+
+    def __str__(self):
+        return f"{self.title} ({self.patient.full_name})"
+
+    def clean_target_sites(self, sites):
+        """A plan targets only its own patient's open scar sites."""
+        foreign = [site for site in sites if site.patient_id != self.patient_id]
+        if foreign:
+            raise ValidationError(
+                {"target_sites": "A plan can only target this patient's own scar sites."}
+            )
+        archived = [site for site in sites if site.is_archived]
+        if archived:
+            raise ValidationError({"target_sites": "Archived scar sites cannot be targeted."})
+
+
+class Course(models.Model):
+    """One treatment repeated within a plan: n sessions, every k days, from day d of the plan."""
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="courses")
+    treatment = models.ForeignKey(Treatment, on_delete=models.PROTECT, related_name="courses")
+    sessions_count = models.PositiveSmallIntegerField("sessions")
+    interval_days = models.PositiveSmallIntegerField("every (days)", default=0)
+    offset_days = models.PositiveSmallIntegerField("starting on day", default=0)
+    default_parameters = models.JSONField(
+        default=dict, blank=True, help_text="Planned values, e.g. {'agent': 'glycolic'}."
+    )
+    label = models.CharField(max_length=80, blank=True, help_text="e.g. '70% glycolic peel'.")
+    order = models.PositiveSmallIntegerField(default=0)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["plan", "order", "offset_days", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(sessions_count__gte=1) & Q(sessions_count__lte=52),
+                name="course_sessions_1_to_52",
+                violation_error_message="A course has from 1 to 52 sessions.",
+            ),
+            models.CheckConstraint(
+                condition=Q(sessions_count=1) | Q(interval_days__gte=1),
+                name="course_repeats_need_an_interval",
+                violation_error_message="Repeated sessions need an interval of at least 1 day.",
+            ),
+            models.CheckConstraint(
+                condition=Q(interval_days__lte=365) & Q(offset_days__lte=730),
+                name="course_interval_and_offset_bounded",
+                violation_error_message="Interval is at most 365 days, start offset 730 days.",
+            ),
+        ]
+
+    def __str__(self):
+        name = self.label or self.treatment.name
+        every = f", every {self.interval_days} days" if self.sessions_count > 1 else ""
+        start = f", from day {self.offset_days}" if self.offset_days else ""
+        return f"{name} x {self.sessions_count}{every}{start}"
+
+
+class SessionQuerySet(models.QuerySet):
+    def due_on(self, day):
+        """Sessions still to be done on the clinic's local date `day`."""
+        return self.filter(status=Session.Status.SCHEDULED, scheduled_at__date=day)
+
+    def overdue(self, today):
+        """Scheduled sessions from before today that were never logged."""
+        return self.filter(status=Session.Status.SCHEDULED, scheduled_at__date__lt=today)
+
+    def for_clinician(self, user):
+        return self.filter(Q(clinician=user) | Q(clinician__isnull=True, plan__clinician=user))
+
+    def upcoming(self):
+        return self.filter(status=Session.Status.SCHEDULED)
+
+
+class Session(TimeStamped):
+    """One visit: one or more treatments of a plan done on the same day."""
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        COMPLETED = "completed", "Completed"
+        MISSED = "missed", "Missed"
+        ON_HOLD = "on_hold", "On hold"
+        CANCELLED = "cancelled", "Cancelled"
+
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="sessions")
+    # Kept beside plan.patient so that per-patient lists filter on an indexed column.
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="sessions")
+    scheduled_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status, default=Status.SCHEDULED)
+    clinician = models.ForeignKey(
+        USER, on_delete=models.PROTECT, null=True, blank=True, related_name="sessions"
+    )
+    completed_at = models.DateTimeField(null=True, blank=True)
+    notes = models.TextField("clinical notes", blank=True, help_text="Staff only.")
+    version = models.PositiveIntegerField(default=1, editable=False)
+    history = HistoricalRecords()
+
+    objects = SessionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["scheduled_at", "id"]
+        indexes = [
+            models.Index(fields=["status", "scheduled_at"], name="session_status_time_idx"),
+            models.Index(fields=["patient", "scheduled_at"], name="session_patient_time_idx"),
+            models.Index(fields=["clinician", "scheduled_at"], name="session_clinician_time_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="completed") | Q(completed_at__isnull=False),
+                name="completed_session_has_completion_time",
+                violation_error_message="A completed session needs its completion time.",
+            ),
+        ]
+
+    def __str__(self):
+        local = timezone.localtime(self.scheduled_at)
+        return f"{self.patient.full_name}: {local:%Y-%m-%d %H:%M}"
+
+    @property
+    def scheduled_on(self):
+        return timezone.localtime(self.scheduled_at).date()
+
+    def clean(self):
+        if self.plan_id and self.patient_id and self.plan.patient_id != self.patient_id:
+            raise ValidationError("A session belongs to its plan's patient.")
+
+
+class SessionTreatment(models.Model):
+    """A treatment done (or to be done) in a session, with the parameters used."""
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="treatments")
+    course = models.ForeignKey(
+        Course, on_delete=models.PROTECT, null=True, blank=True, related_name="session_treatments"
+    )
+    treatment = models.ForeignKey(Treatment, on_delete=models.PROTECT, related_name="+")
+    number = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Session n of the course."
+    )
+    parameters = models.JSONField(default=dict, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["session", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["course", "number"],
+                name="unique_session_number_per_course",
+                violation_error_message="This course already has a session with that number.",
+            ),
+        ]
+
+    def __str__(self):
+        if self.course_id and self.number:
+            return f"{self.treatment.name} {self.number} of {self.course.sessions_count}"
+        return self.treatment.name
+
+
+def _total_within_instrument_range():
+    """One CheckConstraint condition: each instrument's total stays within its own range."""
+    condition = Q()
+    for code, instrument in scales.INSTRUMENTS.items():
+        condition |= Q(
+            instrument=code, total__gte=instrument.min_total, total__lte=instrument.max_total
+        )
+    return condition
+
+
+class AssessmentQuerySet(models.QuerySet):
+    def baseline(self):
+        return self.filter(session__isnull=True)
+
+
+class Assessment(TimeStamped):
+    """A score of one scar site with one instrument on a date: at baseline or in a session.
+
+    The items are what the clinician typed; the total is computed by plans.scales on save and
+    stored so that reports can filter and aggregate it in the database.
+    """
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="assessments")
+    scar_site = models.ForeignKey(ScarSite, on_delete=models.PROTECT, related_name="assessments")
+    session = models.ForeignKey(
+        Session, on_delete=models.PROTECT, null=True, blank=True, related_name="assessments"
+    )
+    instrument = models.CharField(max_length=20, choices=scales.CHOICES)
+    assessed_on = models.DateField(default=timezone.localdate)
+    assessor = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="assessments")
+    items = models.JSONField()
+    total = models.SmallIntegerField(editable=False)
+    notes = models.TextField(blank=True, help_text="Staff only.")
+    history = HistoricalRecords()
+
+    objects = AssessmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["scar_site", "instrument", "assessed_on", "id"]
+        indexes = [
+            models.Index(
+                fields=["scar_site", "instrument", "assessed_on"], name="assessment_series_idx"
+            ),
+            models.Index(fields=["patient", "assessed_on"], name="assessment_patient_day_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=_total_within_instrument_range(),
+                name="assessment_total_within_instrument_range",
+                violation_error_message="The total is outside the instrument's range.",
+            ),
+            models.UniqueConstraint(
+                fields=["session", "scar_site", "instrument"],
+                name="one_score_per_instrument_site_and_session",
+                violation_error_message="This scar site already has that score in this session.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_instrument_display()} {self.total} ({self.assessed_on})"
+
+    @property
+    def definition(self):
+        return scales.get(self.instrument)
+
+    @property
+    def is_baseline(self):
+        return self.session_id is None
+
+    def clean(self):
+        errors = {}
+        try:
+            instrument = scales.get(self.instrument)
+        except ValueError as exc:
+            raise ValidationError({"instrument": str(exc)}) from None
+        try:
+            self.items = instrument.validate(self.items or {})
+        except ValidationError as exc:
+            errors["items"] = [
+                message for messages in exc.message_dict.values() for message in messages
+            ]
+        if self.scar_site_id and self.patient_id and self.scar_site.patient_id != self.patient_id:
+            errors["scar_site"] = "This scar site belongs to another patient."
+        if self.session_id and self.session.patient_id != self.patient_id:
+            errors["session"] = "This session belongs to another patient."
+        if errors:
+            raise ValidationError(errors)
+
+    def save(self, *args, **kwargs):
+        # The total is never typed: always recomputed from the validated items.
+        self.total = scales.get(self.instrument).total(self.items)
+        super().save(*args, **kwargs)
+
+
+class AdverseEventQuerySet(models.QuerySet):
+    def unresolved(self):
+        return self.filter(resolved_on__isnull=True)
+
+
+class AdverseEvent(TimeStamped):
+    class Kind(models.TextChoices):
+        ERYTHEMA = "erythema", "Erythema (redness)"
+        SWELLING = "swelling", "Swelling"
+        PAIN = "pain", "Pain"
+        ITCHING = "itching", "Itching"
+        PURPURA = "purpura", "Purpura / bruising"
+        BLISTERING = "blistering", "Blistering"
+        CRUSTING = "crusting", "Crusting"
+        HYPERPIGMENTATION = "hyperpigmentation", "Hyperpigmentation"
+        HYPOPIGMENTATION = "hypopigmentation", "Hypopigmentation"
+        INFECTION = "infection", "Infection"
+        HERPES_REACTIVATION = "herpes_reactivation", "Herpes reactivation"
+        ACNE_FLARE = "acne_flare", "Acne flare"
+        SCARRING = "scarring", "Scarring"
+
+    class Severity(models.TextChoices):
+        MILD = "mild", "Mild"
+        MODERATE = "moderate", "Moderate"
+        SEVERE = "severe", "Severe"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="adverse_events")
+    session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="adverse_events")
+    scar_site = models.ForeignKey(
+        ScarSite, on_delete=models.PROTECT, null=True, blank=True, related_name="adverse_events"
+    )
+    kind = models.CharField(max_length=24, choices=Kind)
+    severity = models.CharField(max_length=10, choices=Severity)
+    onset_on = models.DateField(default=timezone.localdate)
+    resolved_on = models.DateField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    history = HistoricalRecords()
+
+    objects = AdverseEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-onset_on", "-id"]
+        indexes = [
+            models.Index(fields=["resolved_on", "onset_on"], name="adverse_event_open_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(resolved_on__isnull=True) | Q(resolved_on__gte=models.F("onset_on")),
+                name="adverse_event_resolved_after_onset",
+                violation_error_message="An adverse event cannot resolve before its onset.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.get_severity_display()}, {self.onset_on})"
+
+    def clean(self):
+        if self.resolved_on and self.onset_on and self.resolved_on < self.onset_on:
+            raise ValidationError({"resolved_on": "The resolution date must be on or after onset."})
+        if self.session_id and self.session.patient_id != self.patient_id:
+            raise ValidationError({"session": "This session belongs to another patient."})
+
+
+def photo_upload_to(photo, filename):
+    return f"photos/{photo.session.patient_id}/{photo.session_id}/{filename}"
+
+
+class SessionPhoto(TimeStamped):
+    """A clinical photo of one scar site taken in a session; private, served by a checked view."""
+
+    session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="photos")
+    scar_site = models.ForeignKey(ScarSite, on_delete=models.PROTECT, related_name="photos")
+    image = models.ImageField(
+        upload_to=photo_upload_to,
+        validators=[FileExtensionValidator(["jpg", "jpeg", "png", "webp"])],
+    )
+    taken_on = models.DateField(default=timezone.localdate)
+    caption = models.CharField(max_length=200, blank=True)
+    taken_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["scar_site", "taken_on", "id"]
+
+    def __str__(self):
+        return f"Photo of {self.scar_site} on {self.taken_on}"
+
+    def clean(self):
+        if (
+            self.scar_site_id
+            and self.session_id
+            and self.scar_site.patient_id != self.session.patient_id
+        ):
+            raise ValidationError({"scar_site": "This scar site belongs to another patient."})
+
+
+class SafetyOverride(models.Model):
+    """A clinician's written decision to go ahead despite a blocking safety finding."""
+
+    session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="overrides")
+    treatment = models.ForeignKey(Treatment, on_delete=models.PROTECT, related_name="+")
+    rule = models.CharField(max_length=40)
+    finding = models.TextField(help_text="The message that was shown.")
+    reason = models.TextField()
+    overridden_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    overridden_at = models.DateTimeField(default=timezone.now)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-overridden_at"]
+        permissions = [("override_safety_block", "Can override a blocking safety rule")]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(reason=""),
+                name="override_needs_a_reason",
+                violation_error_message="An override needs a written reason.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.rule} overridden by {self.overridden_by} on {self.overridden_at:%Y-%m-%d}"

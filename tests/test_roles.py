@@ -75,9 +75,10 @@ def test_seed_demo_creates_the_demo_logins_once(settings, client, django_user_mo
     settings.DEBUG = True
     call_command("seed_demo", patients=0)
     call_command("seed_demo", patients=0)
-    assert django_user_model.objects.filter(
-        username__in=["frontdesk", "clinician", "manager"]
-    ).count() == 3
+    assert (
+        django_user_model.objects.filter(username__in=["frontdesk", "clinician", "manager"]).count()
+        == 3
+    )
     assert client.login(username="clinician", password="cicatrix-demo")
     manager = django_user_model.objects.get(username="manager")
     assert manager.is_staff and manager.has_role(MANAGER)
