@@ -50,6 +50,7 @@ _CLINICIAN = (
 )
 _MANAGER = (
     _CLINICIAN
+    | {"patients.archive_patient"}
     | _perms("clinic", "user", _VIEW_ADD_CHANGE)
     | _perms("auth", "group", _VIEW)
     | _perms("plans", "treatment", _VIEW_ADD_CHANGE)

@@ -146,3 +146,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# The admin shows each record's change history read-only; corrections are new changes.
+SIMPLE_HISTORY_REVERT_DISABLED = True

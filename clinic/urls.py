@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
-from clinic import views
+from plans import views as plan_views
 
 admin.site.site_header = "Cicatrix admin"
 admin.site.site_title = "Cicatrix admin"
@@ -10,7 +10,7 @@ admin.site.index_title = "Clinic back office"
 admin.site.site_url = "/"
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", plan_views.today, name="home"),
     path(
         "login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),
@@ -28,4 +28,6 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("admin/", admin.site.urls),
+    path("patients/", include("patients.urls")),
+    path("", include("plans.urls")),
 ]

@@ -108,6 +108,7 @@ class Patient(Archivable, TimeStamped):
 
     class Meta:
         ordering = ["last_name", "first_name", "record_number"]
+        permissions = [("archive_patient", "Can archive a patient")]
         indexes = [
             models.Index(fields=["last_name", "first_name"], name="patient_name_idx"),
             models.Index(fields=["date_of_birth"], name="patient_dob_idx"),
@@ -310,6 +311,8 @@ class ScarSite(Archivable, TimeStamped):
     description = models.TextField(blank=True)
     first_recorded_on = models.DateField(default=timezone.localdate)
     history = HistoricalRecords(m2m_fields=[scar_types])
+
+    objects = ArchivableQuerySet.as_manager()
 
     class Meta:
         ordering = ["patient", "body_site"]

@@ -14,8 +14,10 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from clinic.models import TimeStamped
+from clinic.timeutils import day_bounds, day_start
 from patients.models import Patient, ScarSite, ScarType
 from plans import safety, scales
+from plans.parameters import clean_parameters
 
 USER = settings.AUTH_USER_MODEL
 
@@ -291,15 +293,31 @@ class Course(models.Model):
         start = f", from day {self.offset_days}" if self.offset_days else ""
         return f"{name} x {self.sessions_count}{every}{start}"
 
+    def clean(self):
+        if self.treatment_id and self.default_parameters:
+            try:
+                self.default_parameters = clean_parameters(
+                    self.treatment.parameters.all(), self.default_parameters, partial=True
+                )
+            except ValidationError as exc:
+                raise ValidationError(
+                    {"default_parameters": [m for ms in exc.message_dict.values() for m in ms]}
+                ) from None
+
 
 class SessionQuerySet(models.QuerySet):
+    def on_days(self, first_day, days=1):
+        """Sessions on the clinic's local dates [first_day, first_day + days)."""
+        start, end = day_bounds(first_day, days)
+        return self.filter(scheduled_at__gte=start, scheduled_at__lt=end)
+
     def due_on(self, day):
         """Sessions still to be done on the clinic's local date `day`."""
-        return self.filter(status=Session.Status.SCHEDULED, scheduled_at__date=day)
+        return self.on_days(day).filter(status=Session.Status.SCHEDULED)
 
     def overdue(self, today):
         """Scheduled sessions from before today that were never logged."""
-        return self.filter(status=Session.Status.SCHEDULED, scheduled_at__date__lt=today)
+        return self.filter(status=Session.Status.SCHEDULED, scheduled_at__lt=day_start(today))
 
     def for_clinician(self, user):
         return self.filter(Q(clinician=user) | Q(clinician__isnull=True, plan__clinician=user))
@@ -389,6 +407,25 @@ class SessionTreatment(models.Model):
         if self.course_id and self.number:
             return f"{self.treatment.name} {self.number} of {self.course.sessions_count}"
         return self.treatment.name
+
+    @property
+    def numbering(self):
+        """'2 of 4' within its course ('' for a session outside any course)."""
+        if self.course_id and self.number:
+            return f"{self.number} of {self.course.sessions_count}"
+        return ""
+
+    def clean(self):
+        if self.treatment_id and self.parameters:
+            done = self.session_id and self.session.status == Session.Status.COMPLETED
+            try:
+                self.parameters = clean_parameters(
+                    self.treatment.parameters.all(), self.parameters, partial=not done
+                )
+            except ValidationError as exc:
+                raise ValidationError(
+                    {"parameters": [m for ms in exc.message_dict.values() for m in ms]}
+                ) from None
 
 
 def _total_within_instrument_range():
@@ -547,6 +584,21 @@ class AdverseEvent(TimeStamped):
             raise ValidationError({"resolved_on": "The resolution date must be on or after onset."})
         if self.session_id and self.session.patient_id != self.patient_id:
             raise ValidationError({"session": "This session belongs to another patient."})
+        if self.scar_site_id and self.patient_id and self.scar_site.patient_id != self.patient_id:
+            raise ValidationError({"scar_site": "This scar site belongs to another patient."})
+
+
+def validate_image_content(upload):
+    """The file must really be an image, whatever its name says."""
+    from PIL import Image
+
+    try:
+        upload.seek(0)
+        Image.open(upload).verify()
+    except Exception:
+        raise ValidationError("Photo must be a JPEG, PNG or WebP image.") from None
+    finally:
+        upload.seek(0)
 
 
 def photo_upload_to(photo, filename):
@@ -560,7 +612,10 @@ class SessionPhoto(TimeStamped):
     scar_site = models.ForeignKey(ScarSite, on_delete=models.PROTECT, related_name="photos")
     image = models.ImageField(
         upload_to=photo_upload_to,
-        validators=[FileExtensionValidator(["jpg", "jpeg", "png", "webp"])],
+        validators=[
+            FileExtensionValidator(["jpg", "jpeg", "png", "webp"]),
+            validate_image_content,
+        ],
     )
     taken_on = models.DateField(default=timezone.localdate)
     caption = models.CharField(max_length=200, blank=True)

@@ -66,12 +66,17 @@ def _fmt(number):
     return format(number.normalize(), "f")
 
 
-def clean_parameters(definitions, values, *, prefix=""):
-    """All parameters of one treatment: returns {code: value}; errors keyed by code."""
+def clean_parameters(definitions, values, *, prefix="", partial=False):
+    """All parameters of one treatment: returns {code: value}; errors keyed by code.
+
+    `partial` checks only the values given (planned values before the session is done).
+    """
     cleaned, errors = {}, {}
     known = set()
     for definition in definitions:
         known.add(definition.code)
+        if partial and definition.code not in values:
+            continue
         try:
             value = clean_value(definition, values.get(definition.code))
         except ValidationError as exc:

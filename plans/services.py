@@ -83,30 +83,29 @@ class StaleEdit(Exception):
 class PatientSafety:
     """A patient's facts loaded once (flags, acne records, sessions), evaluated per day."""
 
-    def __init__(self, patient: Patient, *, exclude_sessions: Iterable[int] = ()):
+    def __init__(self, patient: Patient, *, exclude_sessions: Iterable[int] = (), _loaded=None):
         self.patient = patient
-        self.settings = SafetyRuleSetting.current()
-        self.flags = tuple(
-            safety.FlagPeriod(kind, start, end)
-            for kind, start, end in patient.flags.values_list("kind", "started_on", "ended_on")
-        )
-        self.acne = sorted(patient.acne_records.values_list("recorded_on", "id", "level"))
-        rows = (
-            SessionTreatment.objects.filter(
-                session__patient=patient, session__status__in=LIVE_STATUSES
-            )
-            .exclude(session__in=list(exclude_sessions))
-            .select_related("treatment", "session")
-        )
-        self.sessions = [
-            safety.OtherSession(row.session.scheduled_on, row.treatment.facts()) for row in rows
-        ]
+        if _loaded is None:
+            _loaded = _load_safety_facts([patient], exclude_sessions)
+        self.settings, flags, acne, sessions = _loaded
+        self.flags = tuple(flags.get(patient.pk, ()))
+        self.acne = sorted(acne.get(patient.pk, ()))
+        self.sessions = list(sessions.get(patient.pk, ()))
+
+    @classmethod
+    def for_patients(cls, patients, *, exclude_sessions: Iterable[int] = ()):
+        """One checker per patient from a fixed number of queries (for list pages)."""
+        patients = list({p.pk: p for p in patients}.values())
+        loaded = _load_safety_facts(patients, exclude_sessions)
+        return {p.pk: cls(p, _loaded=loaded) for p in patients}
 
     def acne_level_on(self, day):
         levels = [level for recorded_on, _, level in self.acne if recorded_on <= day]
         return levels[-1] if levels else ""
 
-    def findings(self, treatment, on, *, parameters=None, extra_sessions=()):
+    def findings(self, treatment, on, *, parameters=None, extra_sessions=(), exclude_on=None):
+        """Findings for a treatment on a day; `exclude_on` leaves out that day's own visit."""
+        others = [s for s in self.sessions if s.on != exclude_on] if exclude_on else self.sessions
         ctx = safety.SafetyContext(
             on=on,
             treatment=treatment.facts(),
@@ -114,9 +113,57 @@ class PatientSafety:
             acne_level=self.acne_level_on(on),
             flags=self.flags,
             parameters=parameters or {},
-            other_sessions=tuple(self.sessions) + tuple(extra_sessions),
+            other_sessions=tuple(others) + tuple(extra_sessions),
         )
         return [CheckedFinding(on, treatment, f) for f in safety.evaluate(ctx, self.settings)]
+
+
+def _load_safety_facts(patients, exclude_sessions):
+    """Rule settings, flags, acne records and live sessions of these patients: 4 queries."""
+    from patients.models import AcneActivity, MedicalFlag
+
+    ids = [p.pk for p in patients]
+    flags, acne, sessions = {}, {}, {}
+    for pid, kind, start, end in MedicalFlag.objects.filter(patient__in=ids).values_list(
+        "patient_id", "kind", "started_on", "ended_on"
+    ):
+        flags.setdefault(pid, []).append(safety.FlagPeriod(kind, start, end))
+    for pid, day, pk, level in AcneActivity.objects.filter(patient__in=ids).values_list(
+        "patient_id", "recorded_on", "id", "level"
+    ):
+        acne.setdefault(pid, []).append((day, pk, level))
+    rows = list(
+        SessionTreatment.objects.filter(session__patient__in=ids, session__status__in=LIVE_STATUSES)
+        .exclude(session__in=list(exclude_sessions))
+        .values_list("session__patient_id", "session__scheduled_at", "treatment")
+    )
+    treatments = Treatment.objects.in_bulk({treatment_id for _, _, treatment_id in rows})
+    facts = {pk: treatment.facts() for pk, treatment in treatments.items()}
+    for pid, moment, treatment_id in rows:
+        day = timezone.localtime(moment).date()
+        sessions.setdefault(pid, []).append(safety.OtherSession(day, facts[treatment_id]))
+    return SafetyRuleSetting.current(), flags, acne, sessions
+
+
+def findings_for_sessions(sessions) -> dict[int, list[CheckedFinding]]:
+    """Each session's findings on its own date, for list pages: queries do not grow per row.
+
+    The sessions must come with `patient` selected and `treatments__treatment` prefetched.
+    """
+    sessions = list(sessions)
+    checkers = PatientSafety.for_patients([s.patient for s in sessions])
+    result = {}
+    for session in sessions:
+        checker = checkers[session.patient_id]
+        on = session.scheduled_on
+        result[session.pk] = [
+            checked
+            for row in session.treatments.all()
+            for checked in checker.findings(
+                row.treatment, on, parameters=row.parameters, exclude_on=on
+            )
+        ]
+    return result
 
 
 def _settle_blocks(checked, *, user, overrides):
@@ -162,6 +209,19 @@ def _at(day: date, plan: Plan) -> datetime:
     if isinstance(moment, str):
         moment = datetime.strptime(moment, "%H:%M").time()
     return timezone.make_aware(datetime.combine(day, moment))
+
+
+def _shift(moment, delta):
+    """Move by whole days and hours on the clinic's wall clock (09:00 stays 09:00 across DST)."""
+    local = timezone.localtime(moment).replace(tzinfo=None)
+    return timezone.make_aware(local + delta)
+
+
+def _local_delta(new_start, old_start):
+    """The wall-clock difference between two moments in the clinic's zone."""
+    return timezone.localtime(new_start).replace(tzinfo=None) - timezone.localtime(
+        old_start
+    ).replace(tzinfo=None)
 
 
 def _claim_version(obj, expected_version):
@@ -248,13 +308,21 @@ class PreviewVisit:
 
 def plan_preview(plan: Plan) -> list[PreviewVisit]:
     """The calendar activation would create, with each visit's safety findings."""
-    courses = {course.pk: course for course in plan.courses.select_related("treatment")}
+    return calendar_preview(
+        patient=plan.patient,
+        start_date=plan.start_date,
+        courses=list(plan.courses.select_related("treatment")),
+    )
+
+
+def calendar_preview(*, patient, start_date, courses) -> list[PreviewVisit]:
+    """Dated visits for courses (saved or not: anything with a Course's attributes)."""
     specs = [
-        scheduling.CourseSpec(c.pk, c.sessions_count, c.interval_days, c.offset_days)
-        for c in courses.values()
+        scheduling.CourseSpec(index, c.sessions_count, c.interval_days, c.offset_days)
+        for index, c in enumerate(courses)
     ]
-    visits = scheduling.calendar(plan.start_date, specs)
-    checker = PatientSafety(plan.patient)
+    visits = scheduling.calendar(start_date, specs)
+    checker = PatientSafety(patient)
     planned = [
         safety.OtherSession(visit.on, courses[key].treatment.facts())
         for visit in visits
@@ -389,7 +457,7 @@ def _move_sessions(sessions, delta, *, user, overrides, status=None):
     by_session = {}
     for row in rows:
         by_session.setdefault(row.session_id, []).append(row)
-    new_days = {s.pk: (s.scheduled_at + delta) for s in sessions}
+    new_days = {s.pk: _shift(s.scheduled_at, delta) for s in sessions}
     planned = [
         safety.OtherSession(
             timezone.localtime(new_days[row.session_id]).date(), row.treatment.facts()
@@ -409,6 +477,8 @@ def _move_sessions(sessions, delta, *, user, overrides, status=None):
         session.scheduled_at = new_days[session.pk]
         if status:
             session.status = status
+        # Sessions moved along with another change too: an open form on them is now stale.
+        _claim_version(session, None)
         _save(session, user=user)
         on = session.scheduled_on
         _record_overrides(session, [(c, r) for c, r in accepted if c.on == on], user=user)
@@ -429,7 +499,7 @@ def session_reschedule(
     if session.status != Session.Status.SCHEDULED:
         raise ValidationError("Only a scheduled session can be moved.")
     _claim_version(session, expected_version)
-    delta = new_start - session.scheduled_at
+    delta = _local_delta(new_start, session.scheduled_at)
     moving = [session]
     if shift_following and delta:
         courses = session.treatments.exclude(course=None).values("course")

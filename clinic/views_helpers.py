@@ -1,0 +1,21 @@
+"""Small helpers shared by the staff pages."""
+
+from django.core.paginator import Paginator
+from django.utils.http import url_has_allowed_host_and_scheme
+
+PAGE_SIZE = 25
+
+
+def paginate(request, queryset, per_page=PAGE_SIZE, param="page"):
+    """A page of results; a bad page number gives the nearest real page, never an error."""
+    return Paginator(queryset, per_page).get_page(request.GET.get(param))
+
+
+def safe_next(request, default):
+    """The `next` parameter if it points inside this site, else `default`."""
+    target = request.POST.get("next") or request.GET.get("next")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default

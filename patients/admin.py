@@ -1,0 +1,164 @@
+from django.contrib import admin
+from django.db.models import Count
+
+from clinic.admin_tools import ArchivableAdmin, ArchivedFilter, ClinicalAdmin, NoDeleteInline
+from patients.models import (
+    AcneActivity,
+    Consent,
+    MedicalFlag,
+    Patient,
+    ScarSite,
+    ScarType,
+    _parse_date,
+)
+
+
+class MedicalFlagInline(NoDeleteInline, admin.TabularInline):
+    model = MedicalFlag
+    fields = ("kind", "started_on", "ended_on", "detail")
+
+
+class AcneActivityInline(NoDeleteInline, admin.TabularInline):
+    model = AcneActivity
+    fields = ("recorded_on", "level", "note")
+    ordering = ("-recorded_on",)
+
+
+class ConsentInline(NoDeleteInline, admin.TabularInline):
+    model = Consent
+    fields = ("kind", "signed_on", "withdrawn_on", "scanned_file")
+
+
+class ScarSiteInline(NoDeleteInline, admin.TabularInline):
+    model = ScarSite
+    fields = ("body_site", "scar_types", "description", "first_recorded_on")
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("scar_types")
+
+
+@admin.register(Patient)
+class PatientAdmin(ArchivableAdmin):
+    list_display = (
+        "last_name",
+        "first_name",
+        "record_number",
+        "date_of_birth",
+        "fitzpatrick_type",
+        "scar_site_count",
+        "archived",
+    )
+    list_display_links = ("last_name", "first_name", "record_number")
+    list_filter = (ArchivedFilter, "fitzpatrick_type", "sex", "scar_sites__scar_types")
+    search_fields = ("last_name", "first_name", "record_number", "email", "phone")
+    search_help_text = "Name, record number, date of birth (YYYY-MM-DD or DD/MM/YYYY), e-mail."
+    ordering = ("last_name", "first_name")
+    readonly_fields = ("archived_at",)
+    inlines = [MedicalFlagInline, AcneActivityInline, ConsentInline, ScarSiteInline]
+    fieldsets = (
+        (None, {"fields": ("record_number", ("first_name", "last_name"), "date_of_birth", "sex")}),
+        ("Contact", {"fields": ("phone", "email", "address")}),
+        ("Skin and medical", {"fields": ("fitzpatrick_type", "other_allergies", "medications")}),
+        ("Record", {"fields": ("archived_at", "created_at", "updated_at")}),
+    )
+    csv_fields = (
+        "record_number",
+        "last_name",
+        "first_name",
+        "date_of_birth",
+        "sex",
+        "fitzpatrick_type",
+        "phone",
+        "email",
+        "archived_at",
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_sites=Count("scar_sites", distinct=True))
+
+    def get_search_results(self, request, queryset, search_term):
+        unfiltered = queryset
+        queryset, duplicates = super().get_search_results(request, queryset, search_term)
+        born = _parse_date(search_term.strip())
+        if born:
+            queryset |= unfiltered.filter(date_of_birth=born)
+        return queryset, duplicates
+
+    @admin.display(description="scar sites", ordering="_sites")
+    def scar_site_count(self, patient):
+        return patient._sites
+
+
+@admin.register(ScarSite)
+class ScarSiteAdmin(ArchivableAdmin):
+    list_display = ("patient", "body_site", "scar_type_names", "first_recorded_on", "archived")
+    list_filter = (ArchivedFilter, "body_site", "scar_types")
+    search_fields = ("patient__last_name", "patient__first_name", "patient__record_number")
+    autocomplete_fields = ("patient",)
+    list_select_related = ("patient",)
+    filter_horizontal = ("scar_types",)
+    ordering = ("patient__last_name", "body_site")
+    readonly_fields = ("archived_at",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("scar_types")
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "scar_types":
+            kwargs["widget"] = admin.widgets.forms.CheckboxSelectMultiple
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    @admin.display(description="scar types")
+    def scar_type_names(self, site):
+        return ", ".join(t.name for t in site.scar_types.all())
+
+
+class PatientRecordAdmin(ClinicalAdmin):
+    """Records that belong to one patient: searched and picked by patient."""
+
+    search_fields = ("patient__last_name", "patient__first_name", "patient__record_number")
+    autocomplete_fields = ("patient",)
+    list_select_related = ("patient",)
+
+
+@admin.register(MedicalFlag)
+class MedicalFlagAdmin(PatientRecordAdmin):
+    list_display = ("patient", "kind", "started_on", "ended_on", "detail")
+    list_filter = ("kind",)
+    ordering = ("patient__last_name", "kind", "-started_on")
+    readonly_fields = ("recorded_by",)
+
+    def save_model(self, request, obj, form, change):
+        obj.recorded_by = obj.recorded_by or request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(AcneActivity)
+class AcneActivityAdmin(PatientRecordAdmin):
+    list_display = ("patient", "recorded_on", "level", "note")
+    list_filter = ("level",)
+    date_hierarchy = "recorded_on"
+    ordering = ("-recorded_on",)
+    readonly_fields = ("recorded_by",)
+
+    def save_model(self, request, obj, form, change):
+        obj.recorded_by = obj.recorded_by or request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Consent)
+class ConsentAdmin(PatientRecordAdmin):
+    list_display = ("patient", "kind", "signed_on", "withdrawn_on")
+    list_filter = ("kind", ("withdrawn_on", admin.EmptyFieldListFilter))
+    ordering = ("patient__last_name", "kind")
+
+
+@admin.register(ScarType)
+class ScarTypeAdmin(admin.ModelAdmin):
+    list_display = ("name", "code", "group", "description")
+    search_fields = ("name", "code")
+    ordering = ("order",)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser

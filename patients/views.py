@@ -1,0 +1,230 @@
+"""Staff pages for patients: search, registration, demographics, flags, consents, scar sites.
+
+The patient's overview page, which shows plans and scores too, lives in plans.views.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import permission_required
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from clinic.views_helpers import paginate, safe_next
+from patients.forms import (
+    AcneForm,
+    ConsentForm,
+    MedicalFlagForm,
+    PatientForm,
+    PatientSearchForm,
+    ScarSiteForm,
+)
+from patients.models import AcneActivity, Consent, MedicalFlag, Patient, ScarSite
+
+
+def get_patient(pk):
+    """The one lookup for a patient in a URL: unknown ids are a 404."""
+    return get_object_or_404(Patient, pk=pk)
+
+
+def _overview(patient):
+    return redirect("patient_detail", pk=patient.pk)
+
+
+def _save_with_history(form, user, **attrs):
+    obj = form.save(commit=False)
+    for name, value in attrs.items():
+        setattr(obj, name, value)
+    obj._history_user = user
+    obj.save()
+    form.save_m2m()
+    return obj
+
+
+@permission_required("patients.view_patient", raise_exception=True)
+def patient_list(request):
+    form = PatientSearchForm(request.GET or None)
+    patients = Patient.objects.all()
+    query = ""
+    if form.is_valid():
+        query = form.cleaned_data["q"]
+        patients = patients.search(query)
+        if not form.cleaned_data["archived"]:
+            patients = patients.active()
+    else:
+        patients = patients.active()
+    page = paginate(request, patients.order_by("last_name", "first_name", "pk"))
+    return render(
+        request,
+        "patients/patient_list.html",
+        {"form": form, "page": page, "query": query},
+    )
+
+
+@permission_required("patients.add_patient", raise_exception=True)
+def patient_create(request):
+    clinical = request.user.has_perm("patients.change_medicalflag")
+    form = PatientForm(request.POST or None, clinical=clinical)
+    if form.is_valid():
+        patient = _save_with_history(form, request.user)
+        messages.success(request, f"Registered {patient.full_name} ({patient.record_number}).")
+        return _overview(patient)
+    return render(request, "patients/patient_form.html", {"form": form, "patient": None})
+
+
+@permission_required("patients.change_patient", raise_exception=True)
+def patient_edit(request, pk):
+    patient = get_patient(pk)
+    clinical = request.user.has_perm("patients.change_medicalflag")
+    form = PatientForm(request.POST or None, instance=patient, clinical=clinical)
+    if form.is_valid():
+        _save_with_history(form, request.user)
+        messages.success(request, "Patient details saved.")
+        return _overview(patient)
+    return render(request, "patients/patient_form.html", {"form": form, "patient": patient})
+
+
+@require_POST
+@permission_required("patients.archive_patient", raise_exception=True)
+def patient_archive(request, pk):
+    patient = get_patient(pk)
+    patient._history_user = request.user
+    patient.archive()
+    messages.success(request, f"{patient.full_name} is archived; the record is kept.")
+    return _overview(patient)
+
+
+@permission_required("patients.add_medicalflag", raise_exception=True)
+def flag_add(request, pk):
+    patient = get_patient(pk)
+    form = MedicalFlagForm(request.POST or None, instance=MedicalFlag(patient=patient))
+    if form.is_valid():
+        flag = _save_with_history(form, request.user, recorded_by=request.user)
+        messages.success(request, f"Recorded: {flag}.")
+        return _overview(patient)
+    return render(
+        request, "patients/simple_form.html", _form_context(patient, form, "Add a medical flag")
+    )
+
+
+@permission_required("patients.change_medicalflag", raise_exception=True)
+def flag_edit(request, pk, flag_pk):
+    patient = get_patient(pk)
+    flag = get_object_or_404(MedicalFlag, pk=flag_pk, patient=patient)
+    form = MedicalFlagForm(request.POST or None, instance=flag)
+    if form.is_valid():
+        _save_with_history(form, request.user)
+        messages.success(request, f"Updated: {flag}.")
+        return _overview(patient)
+    return render(
+        request, "patients/simple_form.html", _form_context(patient, form, "Change a medical flag")
+    )
+
+
+@require_POST
+@permission_required("patients.add_acneactivity", raise_exception=True)
+def acne_quick(request, pk):
+    """One click: 'active breakout today' or 'breakout cleared' as of today."""
+    patient = get_patient(pk)
+    state = request.POST.get("state")
+    levels = {"active": AcneActivity.Level.MODERATE, "cleared": AcneActivity.Level.NONE}
+    if state not in levels:
+        messages.error(request, "Choose 'active' or 'cleared' for the breakout.")
+        return _overview(patient)
+    record = AcneActivity(
+        patient=patient,
+        level=levels[state],
+        recorded_on=timezone.localdate(),
+        recorded_by=request.user,
+        note="Active breakout" if state == "active" else "Breakout cleared",
+    )
+    record.full_clean()
+    record._history_user = request.user
+    record.save()
+    messages.success(request, f"Recorded for today: {record.note.lower()}.")
+    return redirect(safe_next(request, f"/patients/{patient.pk}/"))
+
+
+@permission_required("patients.add_acneactivity", raise_exception=True)
+def acne_add(request, pk):
+    patient = get_patient(pk)
+    form = AcneForm(request.POST or None, instance=AcneActivity(patient=patient))
+    if form.is_valid():
+        _save_with_history(form, request.user, recorded_by=request.user)
+        messages.success(request, "Acne activity recorded.")
+        return _overview(patient)
+    return render(
+        request, "patients/simple_form.html", _form_context(patient, form, "Record acne activity")
+    )
+
+
+@permission_required("patients.add_consent", raise_exception=True)
+def consent_add(request, pk):
+    patient = get_patient(pk)
+    form = ConsentForm(
+        request.POST or None, request.FILES or None, instance=Consent(patient=patient)
+    )
+    if form.is_valid():
+        _save_with_history(form, request.user)
+        messages.success(request, "Consent recorded.")
+        return _overview(patient)
+    return render(
+        request, "patients/simple_form.html", _form_context(patient, form, "Record a consent")
+    )
+
+
+@permission_required("patients.change_consent", raise_exception=True)
+def consent_edit(request, pk, consent_pk):
+    patient = get_patient(pk)
+    consent = get_object_or_404(Consent, pk=consent_pk, patient=patient)
+    form = ConsentForm(request.POST or None, request.FILES or None, instance=consent)
+    if form.is_valid():
+        _save_with_history(form, request.user)
+        messages.success(request, "Consent updated.")
+        return _overview(patient)
+    return render(
+        request, "patients/simple_form.html", _form_context(patient, form, "Change a consent")
+    )
+
+
+@permission_required("patients.view_consent", raise_exception=True)
+def consent_file(request, pk, consent_pk):
+    """The scanned consent, only through this login- and role-checked view."""
+    patient = get_patient(pk)
+    consent = get_object_or_404(Consent, pk=consent_pk, patient=patient)
+    if not consent.scanned_file:
+        raise Http404("No scanned file.")
+    response = FileResponse(consent.scanned_file.open("rb"))
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@permission_required("patients.add_scarsite", raise_exception=True)
+def scar_site_add(request, pk):
+    patient = get_patient(pk)
+    form = ScarSiteForm(request.POST or None, patient=patient)
+    if form.is_valid():
+        site = _save_with_history(form, request.user)
+        messages.success(request, f"Scar site added: {site}.")
+        return _overview(patient)
+    return render(
+        request, "patients/simple_form.html", _form_context(patient, form, "Add a scar site")
+    )
+
+
+@permission_required("patients.change_scarsite", raise_exception=True)
+def scar_site_edit(request, pk, site_pk):
+    patient = get_patient(pk)
+    site = get_object_or_404(ScarSite, pk=site_pk, patient=patient)
+    form = ScarSiteForm(request.POST or None, instance=site, patient=patient)
+    if form.is_valid():
+        _save_with_history(form, request.user)
+        messages.success(request, f"Scar site updated: {site}.")
+        return _overview(patient)
+    return render(
+        request, "patients/simple_form.html", _form_context(patient, form, "Change a scar site")
+    )
+
+
+def _form_context(patient, form, title):
+    return {"patient": patient, "form": form, "title": title}

@@ -1,0 +1,378 @@
+from django.contrib import admin, messages
+from django.db.models import Count, Q
+
+from clinic.admin_tools import ClinicalAdmin, NoDeleteInline, ReadOnlyInline
+from plans import safety
+from plans.models import (
+    AdverseEvent,
+    Assessment,
+    Course,
+    Plan,
+    SafetyOverride,
+    SafetyRuleSetting,
+    Session,
+    SessionPhoto,
+    SessionTreatment,
+    Treatment,
+    TreatmentParameter,
+)
+from plans.services import session_mark_missed
+
+PATIENT_SEARCH = ("patient__last_name", "patient__first_name", "patient__record_number")
+
+
+# --- catalogue -----------------------------------------------------------------------------
+
+
+class TreatmentParameterInline(NoDeleteInline, admin.TabularInline):
+    model = TreatmentParameter
+    fields = (
+        "order",
+        "code",
+        "label",
+        "kind",
+        "unit",
+        "min_value",
+        "max_value",
+        "choices",
+        "required",
+    )
+
+
+@admin.register(Treatment)
+class TreatmentAdmin(ClinicalAdmin):
+    list_display = (
+        "name",
+        "setting",
+        "category",
+        "needs_clear_skin",
+        "default_course",
+        "min_interval_days",
+        "best_for_names",
+        "is_active",
+    )
+    list_filter = ("is_active", "setting", "category", "needs_clear_skin", "best_for")
+    search_fields = ("name", "code")
+    ordering = ("name",)
+    inlines = [TreatmentParameterInline]
+    prepopulated_fields = {"code": ("name",)}
+    fieldsets = (
+        (None, {"fields": ("name", "code", "setting", "category", "is_active")}),
+        (
+            "Safety",
+            {"fields": ("needs_clear_skin", "peel_depth", "contains_salicylate")},
+        ),
+        (
+            "Usual course",
+            {
+                "fields": (
+                    "best_for",
+                    "default_sessions",
+                    "default_interval_days",
+                    "min_interval_days",
+                )
+            },
+        ),
+        ("Text", {"fields": ("description", "staff_notes")}),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("best_for")
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "best_for":
+            kwargs["widget"] = admin.widgets.forms.CheckboxSelectMultiple
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    @admin.display(description="default course")
+    def default_course(self, treatment):
+        if treatment.default_sessions == 1:
+            return "1 session"
+        return f"{treatment.default_sessions} x every {treatment.default_interval_days} days"
+
+    @admin.display(description="best for")
+    def best_for_names(self, treatment):
+        return ", ".join(t.name for t in treatment.best_for.all())
+
+
+@admin.register(SafetyRuleSetting)
+class SafetyRuleSettingAdmin(ClinicalAdmin):
+    list_display = ("rule", "action", "enabled", "window", "window_unit", "description")
+    list_editable = ("action", "enabled", "window")
+    list_filter = ("action", "enabled")
+    search_fields = ("rule",)
+    ordering = ("rule",)
+    readonly_fields = ("description",)
+
+    def has_add_permission(self, request):
+        return False  # one row per rule in plans.safety, created by migration
+
+    @admin.display(description="unit")
+    def window_unit(self, setting):
+        rule = safety.RULES.get(setting.rule)
+        return rule.window_unit if rule else ""
+
+    @admin.display(description="what it checks")
+    def description(self, setting):
+        rule = safety.RULES.get(setting.rule)
+        return rule.description if rule else ""
+
+
+# --- plans ---------------------------------------------------------------------------------
+
+
+class CourseInline(NoDeleteInline, admin.TabularInline):
+    model = Course
+    fields = ("order", "treatment", "label", "sessions_count", "interval_days", "offset_days")
+    autocomplete_fields = ("treatment",)
+
+
+class PlanSessionInline(ReadOnlyInline, admin.TabularInline):
+    model = Session
+    fields = ("scheduled_at", "status", "clinician", "completed_at")
+    readonly_fields = fields
+    ordering = ("scheduled_at",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("clinician", "patient")
+
+
+@admin.register(Plan)
+class PlanAdmin(ClinicalAdmin):
+    list_display = ("title", "patient", "clinician", "status", "start_date", "progress")
+    list_filter = ("status", "clinician", "courses__treatment", "target_sites__scar_types")
+    search_fields = ("title", *PATIENT_SEARCH)
+    autocomplete_fields = ("patient", "clinician", "target_sites")
+    list_select_related = ("patient", "clinician")
+    date_hierarchy = "start_date"
+    ordering = ("-start_date",)
+    inlines = [CourseInline, PlanSessionInline]
+    csv_fields = ("patient__record_number", "patient", "title", "status", "start_date", "clinician")
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _done=Count("sessions", filter=Q(sessions__status=Session.Status.COMPLETED)),
+                _all=Count("sessions", filter=~Q(sessions__status=Session.Status.CANCELLED)),
+            )
+        )
+
+    @admin.display(description="sessions done")
+    def progress(self, plan):
+        return f"{plan._done} of {plan._all}"
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+class SessionTreatmentInline(NoDeleteInline, admin.TabularInline):
+    model = SessionTreatment
+    fields = ("treatment", "course", "number", "parameters")
+    autocomplete_fields = ("treatment",)
+    raw_id_fields = ("course",)
+
+
+class AssessmentInline(NoDeleteInline, admin.TabularInline):
+    model = Assessment
+    fields = ("scar_site", "instrument", "assessed_on", "assessor", "items", "total")
+    readonly_fields = ("total",)
+    autocomplete_fields = ("scar_site", "assessor")
+
+
+class AdverseEventInline(NoDeleteInline, admin.TabularInline):
+    model = AdverseEvent
+    fields = ("kind", "severity", "scar_site", "onset_on", "resolved_on", "notes", "recorded_by")
+    autocomplete_fields = ("scar_site", "recorded_by")
+
+
+class SessionPhotoInline(NoDeleteInline, admin.TabularInline):
+    model = SessionPhoto
+    fields = ("scar_site", "image", "taken_on", "caption", "taken_by")
+    autocomplete_fields = ("scar_site", "taken_by")
+
+
+class SafetyOverrideInline(ReadOnlyInline, admin.TabularInline):
+    model = SafetyOverride
+    fields = ("rule", "treatment", "finding", "reason", "overridden_by", "overridden_at")
+    readonly_fields = fields
+
+
+@admin.register(Session)
+class SessionAdmin(ClinicalAdmin):
+    list_display = ("scheduled_at", "patient", "plan", "treatment_names", "status", "clinician")
+    list_filter = ("status", "clinician", "treatments__treatment")
+    search_fields = PATIENT_SEARCH
+    autocomplete_fields = ("patient", "clinician", "plan")
+    list_select_related = ("patient", "plan__patient", "clinician")
+    date_hierarchy = "scheduled_at"
+    ordering = ("-scheduled_at",)
+    readonly_fields = ("completed_at",)
+    inlines = [
+        SessionTreatmentInline,
+        AssessmentInline,
+        AdverseEventInline,
+        SessionPhotoInline,
+        SafetyOverrideInline,
+    ]
+    actions = ["mark_missed", "export_csv"]
+    csv_fields = (
+        "scheduled_at",
+        "patient__record_number",
+        "patient",
+        "plan",
+        "status",
+        "clinician",
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("treatments__treatment")
+
+    @admin.display(description="treatments")
+    def treatment_names(self, session):
+        return ", ".join(row.treatment.name for row in session.treatments.all())
+
+    @admin.action(description="Mark selected sessions as missed", permissions=["change"])
+    def mark_missed(self, request, queryset):
+        marked = 0
+        for session in queryset.filter(status=Session.Status.SCHEDULED):
+            session_mark_missed(session=session, user=request.user)
+            marked += 1
+        skipped = queryset.count() - marked
+        self.message_user(request, f"Marked {marked} session(s) as missed.", messages.SUCCESS)
+        if skipped:
+            self.message_user(
+                request,
+                f"{skipped} session(s) were not scheduled and were left as they are.",
+                messages.WARNING,
+            )
+
+
+@admin.register(Assessment)
+class AssessmentAdmin(ClinicalAdmin):
+    list_display = ("assessed_on", "patient", "scar_site", "instrument", "total", "session")
+    list_filter = ("instrument", "scar_site__scar_types", "scar_site__body_site")
+    search_fields = PATIENT_SEARCH
+    autocomplete_fields = ("patient", "scar_site", "session", "assessor")
+    list_select_related = ("patient", "scar_site", "session__patient")
+    date_hierarchy = "assessed_on"
+    ordering = ("-assessed_on",)
+    readonly_fields = ("total",)
+    csv_fields = (
+        "assessed_on",
+        "patient__record_number",
+        "scar_site",
+        "instrument",
+        "total",
+        "items",
+    )
+
+
+class ResolvedFilter(admin.SimpleListFilter):
+    title = "resolved"
+    parameter_name = "resolved"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Unresolved"), ("yes", "Resolved")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "no":
+            return queryset.filter(resolved_on__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(resolved_on__isnull=False)
+        return queryset
+
+
+@admin.register(AdverseEvent)
+class AdverseEventAdmin(ClinicalAdmin):
+    list_display = ("onset_on", "patient", "kind", "severity", "scar_site", "resolved_on")
+    list_filter = (ResolvedFilter, "kind", "severity")
+    search_fields = PATIENT_SEARCH
+    autocomplete_fields = ("patient", "session", "scar_site", "recorded_by")
+    list_select_related = ("patient", "scar_site")
+    date_hierarchy = "onset_on"
+    ordering = ("-onset_on",)
+
+
+@admin.register(SessionPhoto)
+class SessionPhotoAdmin(ClinicalAdmin):
+    list_display = ("taken_on", "patient", "scar_site", "caption")
+    list_filter = ("scar_site__body_site",)
+    search_fields = tuple(f"session__{field}" for field in PATIENT_SEARCH)
+    autocomplete_fields = ("session", "scar_site", "taken_by")
+    list_select_related = ("session__patient", "scar_site")
+    date_hierarchy = "taken_on"
+    ordering = ("-taken_on",)
+
+    @admin.display(description="patient", ordering="session__patient__last_name")
+    def patient(self, photo):
+        return photo.session.patient
+
+
+@admin.register(SafetyOverride)
+class SafetyOverrideAdmin(ClinicalAdmin):
+    """Overrides are evidence: shown, never edited."""
+
+    list_display = ("overridden_at", "patient", "rule", "treatment", "overridden_by", "reason")
+    list_filter = ("rule", "treatment", "overridden_by")
+    search_fields = tuple(f"session__{field}" for field in PATIENT_SEARCH)
+    list_select_related = ("session__patient", "treatment", "overridden_by")
+    date_hierarchy = "overridden_at"
+    ordering = ("-overridden_at",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="patient", ordering="session__patient__last_name")
+    def patient(self, override):
+        return override.session.patient
+
+
+@admin.register(TreatmentParameter)
+class TreatmentParameterAdmin(ClinicalAdmin):
+    list_display = ("treatment", "order", "label", "code", "kind", "unit", "min_value", "max_value")
+    list_filter = ("treatment", "kind", "required")
+    search_fields = ("label", "code", "treatment__name")
+    autocomplete_fields = ("treatment",)
+    list_select_related = ("treatment",)
+    ordering = ("treatment__name", "order")
+
+
+@admin.register(Course)
+class CourseAdmin(ClinicalAdmin):
+    list_display = (
+        "plan",
+        "patient",
+        "treatment",
+        "sessions_count",
+        "interval_days",
+        "offset_days",
+    )
+    list_filter = ("treatment",)
+    search_fields = tuple(f"plan__{field}" for field in PATIENT_SEARCH)
+    autocomplete_fields = ("plan", "treatment")
+    list_select_related = ("plan__patient", "treatment")
+    ordering = ("-plan__start_date", "order")
+
+    @admin.display(description="patient", ordering="plan__patient__last_name")
+    def patient(self, course):
+        return course.plan.patient
+
+
+@admin.register(SessionTreatment)
+class SessionTreatmentAdmin(ClinicalAdmin):
+    list_display = ("session", "treatment", "numbering_display", "parameters")
+    list_filter = ("treatment",)
+    search_fields = tuple(f"session__{field}" for field in PATIENT_SEARCH)
+    autocomplete_fields = ("session", "treatment")
+    raw_id_fields = ("course",)
+    list_select_related = ("session__patient", "treatment", "course")
+    ordering = ("-session__scheduled_at",)
+
+    @admin.display(description="session n of m")
+    def numbering_display(self, row):
+        return row.numbering

@@ -1,0 +1,355 @@
+"""Forms for plans, booking and session logging. Validation messages name the field and the
+allowed values; dynamic fields come from the instrument and parameter definitions."""
+
+from datetime import datetime
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from clinic.roles import CLINICIAN
+from patients.forms import DATE
+from plans import parameters as parameter_rules
+from plans import scales
+from plans.models import AdverseEvent, Course, Plan, Treatment
+
+TIME = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+
+
+def clinicians():
+    return (
+        get_user_model()
+        .objects.filter(groups__name=CLINICIAN, is_active=True)
+        .order_by("last_name", "first_name")
+    )
+
+
+# --- instruments ---------------------------------------------------------------------------
+
+
+class InstrumentForm(forms.Form):
+    """The items of one instrument, each with its range in the label and in the message."""
+
+    def __init__(self, *args, instrument: scales.Instrument, optional=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instrument = instrument
+        self.optional = optional
+        for item in instrument.items:
+            message = f"{item.label} must be a whole number from {item.minimum} to {item.maximum}."
+            self.fields[item.code] = forms.IntegerField(
+                label=f"{item.label} ({item.minimum}-{item.maximum})",
+                min_value=item.minimum,
+                max_value=item.maximum,
+                required=not optional,
+                help_text=item.help,
+                error_messages={
+                    "required": f"{item.label} is required ({item.minimum}-{item.maximum}).",
+                    "invalid": message,
+                    "min_value": message,
+                    "max_value": message,
+                },
+                widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+            )
+
+    @property
+    def is_blank(self):
+        """An optional instrument left completely empty is simply not scored."""
+        return self.optional and all(
+            self.data.get(self.add_prefix(code), "") in ("", None) for code in self.fields
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.optional and not self.is_blank:
+            missing = [
+                self.instrument.item(code).label
+                for code in self.fields
+                if cleaned.get(code) is None and code not in self.errors
+            ]
+            if missing:
+                raise ValidationError(
+                    f"{self.instrument.name}: fill every item or none "
+                    f"(missing: {', '.join(missing)})."
+                )
+        return cleaned
+
+    def items(self):
+        return {code: self.cleaned_data[code] for code in self.fields}
+
+    def preview_total(self):
+        """The total of what was typed, when it is complete and valid."""
+        if self.is_bound and self.is_valid() and not self.is_blank:
+            return self.instrument.total(self.items())
+        return None
+
+
+class BaselineChoiceForm(forms.Form):
+    instrument = forms.ChoiceField(choices=scales.CHOICES)
+    assessed_on = forms.DateField(widget=DATE, initial=timezone.localdate, label="Assessed on")
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    def clean_assessed_on(self):
+        day = self.cleaned_data["assessed_on"]
+        if day > timezone.localdate():
+            raise ValidationError("Assessed on cannot be in the future.")
+        return day
+
+
+# --- plans ---------------------------------------------------------------------------------
+
+
+class PlanForm(forms.ModelForm):
+    class Meta:
+        model = Plan
+        fields = [
+            "title",
+            "target_sites",
+            "goal",
+            "clinician",
+            "start_date",
+            "preferred_time",
+            "internal_notes",
+        ]
+        widgets = {
+            "start_date": DATE,
+            "preferred_time": TIME,
+            "target_sites": forms.CheckboxSelectMultiple,
+            "goal": forms.Textarea(attrs={"rows": 2}),
+            "internal_notes": forms.Textarea(attrs={"rows": 2}),
+        }
+        labels = {"target_sites": "Scar sites to treat"}
+
+    def __init__(self, *args, patient, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.patient = patient
+        self.fields["target_sites"].queryset = patient.scar_sites.active().prefetch_related(
+            "scar_types"
+        )
+        self.fields["target_sites"].label_from_instance = lambda site: (
+            f"{site} ({', '.join(t.name for t in site.scar_types.all())})"
+        )
+        self.fields["clinician"].queryset = clinicians()
+
+    def clean_target_sites(self):
+        sites = self.cleaned_data["target_sites"]
+        self.instance.clean_target_sites(list(sites))
+        return sites
+
+
+class CourseForm(forms.ModelForm):
+    class Meta:
+        model = Course
+        fields = ["treatment", "label", "sessions_count", "interval_days", "offset_days"]
+        labels = {
+            "sessions_count": "Sessions",
+            "interval_days": "Every (days)",
+            "offset_days": "First on day",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["treatment"].queryset = Treatment.objects.active()
+        for name, low, high in (
+            ("sessions_count", 1, 52),
+            ("interval_days", 0, 365),
+            ("offset_days", 0, 730),
+        ):
+            label = self.fields[name].label
+            message = f"{label} must be a whole number from {low} to {high}."
+            self.fields[name] = forms.IntegerField(
+                label=label,
+                min_value=low,
+                max_value=high,
+                required=name == "sessions_count",
+                initial=0 if name != "sessions_count" else None,
+                error_messages={
+                    "required": f"{label} is required ({low}-{high}).",
+                    "invalid": message,
+                    "min_value": message,
+                    "max_value": message,
+                },
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in ("interval_days", "offset_days"):
+            if cleaned.get(name) is None and name not in self.errors:
+                cleaned[name] = 0
+        sessions, interval = cleaned.get("sessions_count"), cleaned.get("interval_days")
+        if sessions and sessions > 1 and not interval:
+            self.add_error("interval_days", "Repeated sessions need an interval of at least 1 day.")
+        return cleaned
+
+
+CourseFormSet = forms.inlineformset_factory(
+    Plan, Course, form=CourseForm, extra=2, min_num=1, validate_min=True, can_delete=True
+)
+
+
+# --- booking -------------------------------------------------------------------------------
+
+
+class RescheduleForm(forms.Form):
+    date = forms.DateField(widget=DATE, label="New date")
+    time = forms.TimeField(widget=TIME, label="New time")
+    shift_following = forms.BooleanField(
+        required=False,
+        label="Move the later sessions of this course by the same amount",
+    )
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+    def new_start(self):
+        moment = datetime.combine(self.cleaned_data["date"], self.cleaned_data["time"])
+        return timezone.make_aware(moment)
+
+
+class BookForm(forms.Form):
+    course = forms.ModelChoiceField(queryset=Course.objects.none(), label="Course")
+    date = forms.DateField(widget=DATE)
+    time = forms.TimeField(widget=TIME)
+
+    def __init__(self, *args, plan, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["course"].queryset = plan.courses.select_related("treatment")
+        self.fields["time"].initial = plan.preferred_time
+
+    def start(self):
+        moment = datetime.combine(self.cleaned_data["date"], self.cleaned_data["time"])
+        return timezone.make_aware(moment)
+
+
+# --- logging -------------------------------------------------------------------------------
+
+
+class ParameterField(forms.Field):
+    """One treatment parameter, validated by plans.parameters with its own message."""
+
+    def __init__(self, definition, **kwargs):
+        self.definition = definition
+        label = definition.label + (f" ({definition.unit})" if definition.unit else "")
+        if definition.kind == "number":
+            attrs = {"inputmode": "decimal", "step": "any"}
+            if definition.min_value is not None:
+                attrs["min"] = definition.min_value
+            if definition.max_value is not None:
+                attrs["max"] = definition.max_value
+            widget = forms.NumberInput(attrs=attrs)
+            if definition.min_value is not None and definition.max_value is not None:
+                low = format(definition.min_value.normalize(), "f")
+                high = format(definition.max_value.normalize(), "f")
+                kwargs.setdefault("help_text", f"{low}-{high} {definition.unit}".strip())
+        elif definition.kind == "choice":
+            choices = [("", "—")] + [(c, c) for c in definition.choice_list]
+            widget = forms.Select(choices=choices)
+        elif definition.kind == "yes_no":
+            widget = forms.Select(choices=[("", "—"), ("yes", "Yes"), ("no", "No")])
+        else:
+            widget = forms.TextInput()
+        super().__init__(label=label, required=False, widget=widget, **kwargs)
+        self.show_required = definition.required
+
+    def prepare_value(self, value):
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return value
+
+    def clean(self, value):
+        return parameter_rules.clean_value(self.definition, value)
+
+
+class ParametersForm(forms.Form):
+    """The parameters of one treatment in a session, carried forward from last time."""
+
+    def __init__(self, *args, row, previous=None, **kwargs):
+        self.row = row
+        self.previous = previous or {}
+        initial = {**row.parameters}
+        for code, value in self.previous.items():
+            initial.setdefault(code, value)
+        super().__init__(*args, initial=initial, **kwargs)
+        for definition in row.treatment.parameters.all():
+            self.fields[definition.code] = ParameterField(definition)
+
+    def changed_from_last_time(self):
+        """Field names whose value differs from the previous session's."""
+        if not self.previous:
+            return set()
+        changed = set()
+        for name, field in self.fields.items():
+            current = self[name].value()
+            before = field.prepare_value(self.previous.get(name))
+            if str(current or "") != str(before if before is not None else ""):
+                changed.add(name)
+        return changed
+
+    def field_rows(self):
+        """(bound field, last time's value, changed?) for the template."""
+        changed = self.changed_from_last_time()
+        return [
+            (self[name], self.fields[name].prepare_value(self.previous.get(name)), name in changed)
+            for name in self.fields
+        ]
+
+    def values(self):
+        return {k: v for k, v in self.cleaned_data.items() if v is not None}
+
+
+class SiteOutcomeForm(forms.Form):
+    """GAIS by clinician and patient and pain for one scar site; all optional."""
+
+    gais_clinician = forms.TypedChoiceField(
+        label="Improvement (clinician)",
+        choices=[("", "—")] + [(v, f"{v} {scales.gais_label(v)}") for v in range(1, 6)],
+        coerce=int,
+        required=False,
+        empty_value=None,
+    )
+    gais_patient = forms.TypedChoiceField(
+        label="Improvement (patient)",
+        choices=[("", "—")] + [(v, f"{v} {scales.gais_label(v)}") for v in range(1, 6)],
+        coerce=int,
+        required=False,
+        empty_value=None,
+    )
+    pain = forms.IntegerField(
+        label="Pain (0-10)",
+        min_value=0,
+        max_value=10,
+        required=False,
+        error_messages={
+            "invalid": "Pain must be a whole number from 0 to 10.",
+            "min_value": "Pain must be a whole number from 0 to 10.",
+            "max_value": "Pain must be a whole number from 0 to 10.",
+        },
+    )
+    photo = forms.ImageField(
+        required=False,
+        label="Photo",
+        help_text="JPEG or PNG.",
+        error_messages={"invalid_image": "Photo must be a JPEG, PNG or WebP image."},
+    )
+    photo_caption = forms.CharField(required=False, max_length=200, label="Photo caption")
+
+
+class AdverseEventForm(forms.ModelForm):
+    class Meta:
+        model = AdverseEvent
+        fields = ["kind", "severity", "scar_site", "onset_on", "resolved_on", "notes"]
+        widgets = {
+            "onset_on": DATE,
+            "resolved_on": DATE,
+            "notes": forms.TextInput(),
+        }
+
+    def __init__(self, *args, sites, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["scar_site"].queryset = sites
+        self.fields["onset_on"].required = False
+
+
+AdverseEventFormSet = forms.formset_factory(AdverseEventForm, extra=2)
+
+
+class ResolveForm(forms.Form):
+    resolved_on = forms.DateField(widget=DATE, initial=timezone.localdate, label="Resolved on")

@@ -1,0 +1,30 @@
+from django.urls import path
+
+from plans import views
+
+urlpatterns = [
+    path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),
+    path(
+        "patients/<int:pk>/sites/<int:site_pk>/assess/",
+        views.assessment_add,
+        name="assessment_add",
+    ),
+    path("patients/<int:pk>/plans/new/", views.plan_create, name="plan_create"),
+    path("plans/<int:pk>/", views.plan_detail, name="plan_detail"),
+    path("plans/<int:pk>/activate/", views.plan_activate, name="plan_activate"),
+    path("plans/<int:pk>/hold/", views.plan_status, {"action": "hold"}, name="plan_hold"),
+    path("plans/<int:pk>/resume/", views.plan_status, {"action": "resume"}, name="plan_resume"),
+    path("plans/<int:pk>/cancel/", views.plan_status, {"action": "cancel"}, name="plan_cancel"),
+    path("plans/<int:pk>/book/", views.session_book, name="session_book"),
+    path("sessions/<int:pk>/", views.session_detail, name="session_detail"),
+    path("sessions/<int:pk>/log/", views.session_log, name="session_log"),
+    path("sessions/<int:pk>/move/", views.session_move, name="session_move"),
+    path("sessions/<int:pk>/missed/", views.session_missed, name="session_missed"),
+    path("adverse-events/", views.adverse_event_list, name="adverse_event_list"),
+    path(
+        "adverse-events/<int:pk>/resolve/",
+        views.adverse_event_resolve,
+        name="adverse_event_resolve",
+    ),
+    path("photos/<int:pk>/", views.photo, name="photo"),
+]
