@@ -46,11 +46,11 @@ _CLINICIAN = (
     | _perms("plans", "adverseevent", _VIEW_ADD_CHANGE)
     | _perms("plans", "sessionphoto", _VIEW_ADD_CHANGE)
     | _perms("plans", "safetyoverride", ("view", "add"))
-    | {"plans.override_safety_block"}
+    | {"plans.override_safety_block", "plans.view_report"}
 )
 _MANAGER = (
     _CLINICIAN
-    | {"patients.archive_patient"}
+    | {"patients.archive_patient", "plans.view_outcomes"}
     | _perms("clinic", "user", _VIEW_ADD_CHANGE)
     | _perms("auth", "group", _VIEW)
     | _perms("plans", "treatment", _VIEW_ADD_CHANGE)

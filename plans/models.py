@@ -235,6 +235,10 @@ class Plan(TimeStamped):
 
     class Meta:
         ordering = ["-start_date", "-id"]
+        permissions = [
+            ("view_report", "Can view progress reports"),
+            ("view_outcomes", "Can view clinic outcomes"),
+        ]
         indexes = [models.Index(fields=["patient", "status"], name="plan_patient_status_idx")]
 
     def __str__(self):

@@ -53,6 +53,7 @@ class SafetyContext:
     treatment: TreatmentFacts
     fitzpatrick: int | None = None
     acne_level: str = ""
+    acne_recorded_on: date | None = None  # the date of the record acne_level comes from
     flags: tuple[FlagPeriod, ...] = ()
     parameters: Mapping[str, object] = field(default_factory=dict)
     other_sessions: tuple[OtherSession, ...] = ()
@@ -185,9 +186,10 @@ def _breakout(ctx: SafetyContext, window: int | None) -> str | None:
     level = ctx.acne_level.strip().lower()
     if not (t.needs_clear_skin and t.in_office and level in ACTIVE_ACNE):
         return None
+    since = f" since {ctx.acne_recorded_on}" if ctx.acne_recorded_on else ""
     return (
-        f"Acne is recorded as {level} on {ctx.on}: {t.name} needs clear skin. "
-        "Treat the breakout first."
+        f"Acne is recorded as {level}{since} (session on {ctx.on}): {t.name} needs clear "
+        "skin. Treat the breakout first, or record that it has cleared."
     )
 
 

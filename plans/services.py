@@ -99,18 +99,26 @@ class PatientSafety:
         loaded = _load_safety_facts(patients, exclude_sessions)
         return {p.pk: cls(p, _loaded=loaded) for p in patients}
 
+    def acne_on(self, day):
+        """(level, recorded on) of the latest acne record on or before `day`."""
+        records = [
+            (level, recorded_on) for recorded_on, _, level in self.acne if recorded_on <= day
+        ]
+        return records[-1] if records else ("", None)
+
     def acne_level_on(self, day):
-        levels = [level for recorded_on, _, level in self.acne if recorded_on <= day]
-        return levels[-1] if levels else ""
+        return self.acne_on(day)[0]
 
     def findings(self, treatment, on, *, parameters=None, extra_sessions=(), exclude_on=None):
         """Findings for a treatment on a day; `exclude_on` leaves out that day's own visit."""
         others = [s for s in self.sessions if s.on != exclude_on] if exclude_on else self.sessions
+        acne_level, acne_recorded_on = self.acne_on(on)
         ctx = safety.SafetyContext(
             on=on,
             treatment=treatment.facts(),
             fitzpatrick=self.patient.fitzpatrick_type,
-            acne_level=self.acne_level_on(on),
+            acne_level=acne_level,
+            acne_recorded_on=acne_recorded_on,
             flags=self.flags,
             parameters=parameters or {},
             other_sessions=tuple(others) + tuple(extra_sessions),
@@ -169,13 +177,18 @@ def findings_for_sessions(sessions) -> dict[int, list[CheckedFinding]]:
 def _settle_blocks(checked, *, user, overrides):
     """Blocks need an override reason from someone allowed to give one; returns the overrides."""
     overrides = {key: (reason or "").strip() for key, reason in (overrides or {}).items()}
+
+    def reason_for(checked):
+        # One reason may cover every date a rule blocks: "rule:<code>".
+        return overrides.get(checked.key) or overrides.get(f"rule:{checked.finding.rule}")
+
     blocks = [c for c in checked if c.blocks]
-    unresolved = [c for c in blocks if not overrides.get(c.key)]
+    unresolved = [c for c in blocks if not reason_for(c)]
     if unresolved:
         raise SafetyBlocked(unresolved)
     if blocks and not user.has_perm(OVERRIDE_PERMISSION):
         raise PermissionDenied("Only a clinician can override a blocking safety rule.")
-    return [(c, overrides[c.key]) for c in blocks]
+    return [(c, reason_for(c)) for c in blocks]
 
 
 def _record_overrides(session, accepted, *, user):

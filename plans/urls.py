@@ -1,6 +1,6 @@
 from django.urls import path
 
-from plans import views
+from plans import report_views, views
 
 urlpatterns = [
     path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),
@@ -27,4 +27,27 @@ urlpatterns = [
         name="adverse_event_resolve",
     ),
     path("photos/<int:pk>/", views.photo, name="photo"),
+]
+
+urlpatterns += [
+    path("patients/<int:pk>/report/", report_views.patient_report, name="patient_report"),
+    path(
+        "patients/<int:pk>/report.pdf", report_views.patient_report_pdf, name="patient_report_pdf"
+    ),
+    path(
+        "patients/<int:pk>/plans/<int:plan_pk>/report/",
+        report_views.plan_report,
+        name="plan_report",
+    ),
+    path(
+        "patients/<int:pk>/plans/<int:plan_pk>/report.pdf",
+        report_views.plan_report_pdf,
+        name="plan_report_pdf",
+    ),
+    path(
+        "patients/<int:pk>/plans/<int:plan_pk>/sessions.csv",
+        report_views.plan_sessions_csv,
+        name="plan_sessions_csv",
+    ),
+    path("reports/outcomes/", report_views.clinic_outcomes, name="clinic_outcomes"),
 ]

@@ -122,11 +122,16 @@ def test_breakout_only_concerns_in_office_treatments_needing_clear_skin(treatmen
     assert fires(ctx(treatment, acne_level="severe"), "active_breakout") is expected
 
 
-def test_breakout_message_names_the_level_date_and_treatment():
-    context = ctx(MICRONEEDLING, on=date(2026, 11, 20), acne_level="moderate")
+def test_breakout_message_names_the_level_dates_and_treatment():
+    context = ctx(
+        MICRONEEDLING,
+        on=date(2026, 11, 20),
+        acne_level="moderate",
+        acne_recorded_on=date(2026, 11, 2),
+    )
     assert finding(context, "active_breakout").message == (
-        "Acne is recorded as moderate on 2026-11-20: Microneedling needs clear skin. "
-        "Treat the breakout first."
+        "Acne is recorded as moderate since 2026-11-02 (session on 2026-11-20): Microneedling "
+        "needs clear skin. Treat the breakout first, or record that it has cleared."
     )
 
 

@@ -306,7 +306,9 @@ def test_active_acne_blocks_microneedling_with_a_finding_per_visit(clinician, ch
 
     assert {f.key for f in caught.value.findings} == BREAKOUT_KEYS
     assert all(f.blocks for f in caught.value.findings)
-    assert "Acne is recorded as moderate on 2026-01-05" in str(caught.value)
+    assert "Acne is recorded as moderate since 2026-01-01 (session on 2026-01-05)" in str(
+        caught.value
+    )
     plan.refresh_from_db()
     assert plan.status == Plan.Status.DRAFT
     assert not plan.sessions.exists()
@@ -331,7 +333,9 @@ def test_a_clinicians_written_override_is_stored_with_who_when_why_and_rule(
         assert row.reason == REASON
         assert row.overridden_by == clinician
         assert row.overridden_at == datetime.fromisoformat("2026-01-02T10:15:00+00:00")
-        assert row.finding.startswith(f"Acne is recorded as moderate on {row.session.scheduled_on}")
+        assert row.finding.startswith(
+            f"Acne is recorded as moderate since 2026-01-01 (session on {row.session.scheduled_on})"
+        )
 
 
 def test_front_desk_cannot_override_a_block(front_desk, cheek, broken_out):

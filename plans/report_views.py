@@ -1,0 +1,211 @@
+"""Progress reports (screen, print, PDF), a plan's CSV and the clinic outcomes page."""
+
+import time
+from datetime import timedelta
+
+from django import forms
+from django.contrib.auth.decorators import permission_required
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.views.decorators.cache import cache_control
+
+from clinic.csv_export import csv_response
+from patients.forms import DATE
+from patients.models import ScarType
+from patients.views import get_patient
+from plans import charts, reports, scales
+from plans.models import Assessment, Plan, Session, Treatment
+
+private = cache_control(private=True, no_store=True)
+
+
+def _report_context(request, patient, plan=None, *, pdf=False):
+    staff = request.GET.get("copy") != "patient"
+    report = reports.build_report(patient, plan=plan, staff=staff, embed_photos=pdf)
+    return {
+        "report": report,
+        "patient": patient,
+        "plan": plan,
+        "staff": staff,
+        "copy": "staff" if staff else "patient",
+        "pdf": pdf,
+    }
+
+
+def _pdf_response(request, context, filename):
+    from weasyprint import HTML
+
+    started = time.monotonic()
+    html = render_to_string("reports/report_pdf.html", context, request=request)
+    pdf = HTML(string=html, base_url=request.build_absolute_uri("/")).write_pdf()
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["X-Render-Seconds"] = f"{time.monotonic() - started:.2f}"
+    return response
+
+
+def _filename(patient, plan, copy):
+    scope = f"plan-{plan.pk}" if plan else "patient"
+    stamp = timezone.localdate().isoformat()
+    return f"cicatrix-{patient.record_number}-{scope}-{copy}-{stamp}.pdf"
+
+
+def get_patient_plan(pk, plan_pk):
+    """A plan only under its own patient's URL: another patient's plan id is a 404."""
+    patient = get_patient(pk)
+    return patient, get_object_or_404(Plan, pk=plan_pk, patient=patient)
+
+
+@private
+@permission_required("plans.view_report", raise_exception=True)
+def patient_report(request, pk):
+    patient = get_patient(pk)
+    return render(request, "reports/report.html", _report_context(request, patient))
+
+
+@private
+@permission_required("plans.view_report", raise_exception=True)
+def patient_report_pdf(request, pk):
+    patient = get_patient(pk)
+    context = _report_context(request, patient, pdf=True)
+    return _pdf_response(request, context, _filename(patient, None, context["copy"]))
+
+
+@private
+@permission_required("plans.view_report", raise_exception=True)
+def plan_report(request, pk, plan_pk):
+    patient, plan = get_patient_plan(pk, plan_pk)
+    return render(request, "reports/report.html", _report_context(request, patient, plan))
+
+
+@private
+@permission_required("plans.view_report", raise_exception=True)
+def plan_report_pdf(request, pk, plan_pk):
+    patient, plan = get_patient_plan(pk, plan_pk)
+    context = _report_context(request, patient, plan, pdf=True)
+    return _pdf_response(request, context, _filename(patient, plan, context["copy"]))
+
+
+@private
+@permission_required("plans.view_report", raise_exception=True)
+def plan_sessions_csv(request, pk, plan_pk):
+    """Each treatment done in each session with its parameters and the session's scores."""
+    patient, plan = get_patient_plan(pk, plan_pk)
+    sessions = list(
+        Session.objects.filter(plan=plan)
+        .select_related("clinician")
+        .prefetch_related("treatments__treatment", "treatments__course", "adverse_events")
+        .order_by("scheduled_at", "pk")
+    )
+    scores = {}
+    for a in Assessment.objects.filter(session__plan=plan).select_related("scar_site"):
+        scores.setdefault(a.session_id, []).append(
+            f"{a.scar_site.get_body_site_display()} {scales.get(a.instrument).name}={a.total}"
+        )
+    header = [
+        "date",
+        "time",
+        "status",
+        "clinician",
+        "treatment",
+        "session n of m",
+        "parameters",
+        "scores",
+        "adverse events",
+    ]
+    rows = []
+    for session in sessions:
+        local = timezone.localtime(session.scheduled_at)
+        for row in session.treatments.all():
+            rows.append(
+                [
+                    local.date().isoformat(),
+                    local.strftime("%H:%M"),
+                    session.get_status_display(),
+                    str(session.clinician or ""),
+                    row.treatment.name,
+                    row.numbering,
+                    "; ".join(f"{k}={v}" for k, v in row.parameters.items()),
+                    "; ".join(scores.get(session.pk, [])),
+                    "; ".join(e.get_kind_display() for e in session.adverse_events.all()),
+                ]
+            )
+    name = f"cicatrix-{patient.record_number}-plan-{plan.pk}-sessions.csv"
+    return csv_response(name, header, rows)
+
+
+class OutcomesForm(forms.Form):
+    start = forms.DateField(widget=DATE, label="From")
+    end = forms.DateField(widget=DATE, label="To")
+    treatment = forms.ModelChoiceField(Treatment.objects.all(), required=False)
+    scar_type = forms.ModelChoiceField(ScarType.objects.all(), required=False)
+    instrument = forms.ChoiceField(
+        choices=[("", "All scores")]
+        + [(c, n) for c, n in scales.CHOICES if c not in reports.SESSION_ONLY],
+        required=False,
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("start") and cleaned.get("end") and cleaned["start"] > cleaned["end"]:
+            self.add_error("end", "To must be on or after From.")
+        return cleaned
+
+
+@private
+@permission_required("plans.view_outcomes", raise_exception=True)
+def clinic_outcomes(request):
+    today = timezone.localdate()
+    initial = {"start": today - timedelta(days=365), "end": today}
+    form = OutcomesForm(request.GET or None, initial=initial)
+    rows, chart = [], ""
+    if not request.GET:
+        form = OutcomesForm(initial, initial=initial)
+    if form.is_valid():
+        data = form.cleaned_data
+        rows = reports.clinic_outcomes(
+            start=data["start"],
+            end=data["end"],
+            treatment=data["treatment"],
+            scar_type=data["scar_type"],
+            instrument=data["instrument"] or None,
+        )
+        code = data["instrument"] or _most_common_instrument(rows)
+        if code:
+            bars = [
+                (f"{r.treatment} · {r.scar_type}", r.mean_change[code][0])
+                for r in rows
+                if code in r.mean_change
+            ]
+            chart = charts.bar_chart(
+                bars, title=f"Mean change from baseline: {scales.get(code).name}"
+            )
+            chart_instrument = scales.get(code)
+        else:
+            chart_instrument = None
+    else:
+        chart_instrument = None
+    instruments = sorted(
+        {code for r in rows for code in r.mean_change}, key=list(scales.INSTRUMENTS).index
+    )
+    return render(
+        request,
+        "reports/outcomes.html",
+        {
+            "form": form,
+            "rows": rows,
+            "chart": chart,
+            "chart_instrument": chart_instrument,
+            "instruments": [scales.get(c) for c in instruments],
+        },
+    )
+
+
+def _most_common_instrument(rows):
+    counts = {}
+    for row in rows:
+        for code, (_, n) in row.mean_change.items():
+            counts[code] = counts.get(code, 0) + n
+    return max(counts, key=counts.get) if counts else None

@@ -1,0 +1,342 @@
+"""Progress reports: what a patient's scars looked like, what was done, how scores moved.
+
+`build_report` reads a fixed number of queries whatever the number of plans or sessions,
+then assembles plain objects the templates only display. `clinic_outcomes` aggregates in
+the database.
+"""
+
+import base64
+import mimetypes
+from dataclasses import dataclass, field
+from datetime import date
+
+from django.db.models import Avg, Count, F, OuterRef, Prefetch, Q, Subquery
+from django.urls import reverse
+from django.utils import timezone
+
+from patients.models import Consent, ScarSite
+from plans import charts, scales
+from plans.models import (
+    AdverseEvent,
+    Assessment,
+    Plan,
+    SafetyOverride,
+    Session,
+    SessionPhoto,
+    SessionTreatment,
+)
+
+# Instruments with one value per session, drawn but not part of the "how bad" summary.
+SESSION_ONLY = {"gais_clinician", "gais_patient", "pain"}
+
+
+@dataclass
+class Series:
+    """One scar site's scores on one instrument, baseline first."""
+
+    instrument: scales.Instrument
+    points: list  # Assessment rows in date order
+    chart: str = ""
+
+    @property
+    def baseline(self):
+        baselines = [a for a in self.points if a.session_id is None]
+        return (baselines or self.points)[0]
+
+    @property
+    def latest(self):
+        return self.points[-1]
+
+    @property
+    def change(self):
+        return self.latest.total - self.baseline.total
+
+    @property
+    def percent(self):
+        if not self.baseline.total:
+            return None
+        return round(100 * self.change / self.baseline.total)
+
+    @property
+    def session_only(self):
+        """Improvement and pain are rated per session: no baseline to compare with."""
+        return self.instrument.code in SESSION_ONLY
+
+    @property
+    def verdict(self):
+        """'better', 'worse' or 'unchanged', knowing whether lower is better."""
+        if len(self.points) < 2 or self.change == 0:
+            return "unchanged"
+        improved = self.change < 0 if self.instrument.lower_is_better else self.change > 0
+        return "better" if improved else "worse"
+
+
+@dataclass
+class PhotoPair:
+    before: SessionPhoto | None
+    latest: SessionPhoto | None
+
+
+@dataclass
+class SiteReport:
+    site: ScarSite
+    series: list[Series] = field(default_factory=list)
+    photos: PhotoPair | None = None
+
+
+@dataclass
+class PlanSummary:
+    plan: Plan
+    courses: list
+    done: int
+    planned: int
+    next_session: Session | None
+
+    @property
+    def left(self):
+        return self.planned - self.done
+
+
+@dataclass
+class Report:
+    patient: object
+    plan: Plan | None
+    generated_on: date
+    staff: bool
+    sites: list[SiteReport]
+    plans: list[PlanSummary]
+    sessions: list[Session]
+    adverse_events: list[AdverseEvent]
+    overrides: list[SafetyOverride]
+    next_session: Session | None
+
+    @property
+    def sessions_done(self):
+        return [s for s in self.sessions if s.status == Session.Status.COMPLETED]
+
+
+def build_report(patient, *, plan=None, staff=True, embed_photos=False) -> Report:
+    """The whole report for a patient (or one of their plans) from a fixed set of queries."""
+    plans = Plan.objects.filter(patient=patient).select_related("clinician")
+    if plan is not None:
+        plans = plans.filter(pk=plan.pk)
+    plans = list(
+        plans.prefetch_related("courses__treatment", "target_sites").order_by("start_date", "pk")
+    )
+    sessions_query = (
+        Session.objects.filter(plan__in=plans)
+        .exclude(status=Session.Status.CANCELLED)
+        .select_related("clinician", "plan")
+        .prefetch_related(
+            Prefetch(
+                "treatments",
+                queryset=SessionTreatment.objects.select_related("treatment", "course"),
+            ),
+            "treatments__treatment__parameters",
+        )
+        .order_by("scheduled_at", "pk")
+    )
+    sessions = list(sessions_query)
+    for session in sessions:
+        for row in session.treatments.all():
+            row.parameter_items = _parameter_items(row)
+    if plan is not None:
+        site_ids = {site.pk for p in plans for site in p.target_sites.all()}
+        sites = ScarSite.objects.filter(pk__in=site_ids)
+    else:
+        sites = patient.scar_sites.active()
+    sites = list(sites.prefetch_related("scar_types").order_by("body_site"))
+    assessments = Assessment.objects.filter(scar_site__in=sites).order_by("assessed_on", "pk")
+    if plan is not None:
+        assessments = assessments.filter(Q(session__isnull=True) | Q(session__plan=plan))
+    by_site = {}
+    for assessment in assessments:
+        by_site.setdefault(assessment.scar_site_id, {}).setdefault(
+            assessment.instrument, []
+        ).append(assessment)
+    session_days = [s.scheduled_on for s in sessions if s.status == Session.Status.COMPLETED]
+    photos = _photo_pairs(patient, sites, sessions if plan is not None else None, embed_photos)
+    site_reports = []
+    for site in sites:
+        series = []
+        for code in scales.INSTRUMENTS:  # display order
+            points = by_site.get(site.pk, {}).get(code)
+            if not points:
+                continue
+            instrument = scales.get(code)
+            item = Series(instrument, points)
+            item.chart = charts.trend_chart(
+                [charts.Point(a.assessed_on, a.total) for a in points],
+                low=instrument.min_total,
+                high=instrument.max_total,
+                markers=session_days,
+                title=f"{site}: {instrument.name if staff else instrument.plain_name}",
+                lower_is_better=instrument.lower_is_better,
+            )
+            series.append(item)
+        site_reports.append(SiteReport(site, series, photos.get(site.pk)))
+    events = AdverseEvent.objects.filter(patient=patient).select_related("scar_site", "session")
+    if plan is not None:
+        events = events.filter(session__plan=plan)
+    overrides = []
+    if staff:
+        overrides = list(
+            SafetyOverride.objects.filter(session__in=[s.pk for s in sessions])
+            .select_related("overridden_by", "treatment", "session")
+            .order_by("overridden_at")
+        )
+    upcoming = [s for s in sessions if s.status == Session.Status.SCHEDULED]
+    summaries = []
+    for p in plans:
+        own = [s for s in sessions if s.plan_id == p.pk]
+        summaries.append(
+            PlanSummary(
+                plan=p,
+                courses=list(p.courses.all()),
+                done=sum(s.status == Session.Status.COMPLETED for s in own),
+                planned=sum(s.status != Session.Status.MISSED for s in own),
+                next_session=next((s for s in own if s.status == Session.Status.SCHEDULED), None),
+            )
+        )
+    return Report(
+        patient=patient,
+        plan=plan,
+        generated_on=timezone.localdate(),
+        staff=staff,
+        sites=site_reports,
+        plans=summaries,
+        sessions=sessions,
+        adverse_events=list(events.order_by("onset_on", "pk")),
+        overrides=overrides,
+        next_session=upcoming[0] if upcoming else None,
+    )
+
+
+def _parameter_items(row):
+    """(label, value with unit) in the treatment's own order, for reading, not for machines."""
+    items = []
+    for definition in row.treatment.parameters.all():
+        if definition.code in row.parameters:
+            value = row.parameters[definition.code]
+            if isinstance(value, bool):
+                value = "yes" if value else "no"
+            unit = f" {definition.unit}" if definition.unit else ""
+            items.append((definition.label, f"{value}{unit}"))
+    return items
+
+
+def _photo_pairs(patient, sites, sessions, embed):
+    """Earliest and latest photo per site, only those with photography consent on the day."""
+    consents = list(Consent.objects.filter(patient=patient, kind=Consent.Kind.CLINICAL_PHOTOGRAPHY))
+    photos = SessionPhoto.objects.filter(scar_site__in=sites).order_by("taken_on", "pk")
+    if sessions is not None:
+        photos = photos.filter(session__in=[s.pk for s in sessions])
+    allowed = {}
+    for photo in photos:
+        if any(c.in_force_on(photo.taken_on) for c in consents):
+            allowed.setdefault(photo.scar_site_id, []).append(photo)
+    pairs = {}
+    for site_id, items in allowed.items():
+        for item in items:
+            item.src = _data_uri(item) if embed else reverse("photo", args=[item.pk])
+        pairs[site_id] = PhotoPair(items[0], items[-1] if len(items) > 1 else None)
+    return pairs
+
+
+def _data_uri(photo):
+    """The image inline, so that the PDF renderer needs no logged-in request."""
+    kind = mimetypes.guess_type(photo.image.name)[0] or "image/jpeg"
+    with photo.image.open("rb") as handle:
+        return f"data:{kind};base64,{base64.b64encode(handle.read()).decode()}"
+
+
+# --- clinic outcomes -----------------------------------------------------------------------
+
+
+@dataclass
+class OutcomeRow:
+    treatment: str
+    scar_type: str
+    patients: int
+    sessions: int
+    sessions_with_adverse_event: int
+    mean_change: dict  # instrument code -> (mean change from baseline, number of scores)
+
+    @property
+    def adverse_event_share(self):
+        return round(100 * self.sessions_with_adverse_event / self.sessions) if self.sessions else 0
+
+
+def clinic_outcomes(*, start, end, treatment=None, scar_type=None, instrument=None):
+    """Per treatment and scar type, completed sessions from start to end (inclusive).
+
+    Patients and sessions are distinct counts; the adverse-event share is the share of those
+    sessions with at least one adverse event; the mean change of a score is the mean, over
+    the scores recorded in those sessions, of (score - that site's first baseline on the same
+    instrument). Two grouped queries do the work in the database; the optional treatment and
+    scar-type filters then pick among the groups.
+    """
+    from clinic.timeutils import day_bounds
+
+    first, _ = day_bounds(start)
+    _, after = day_bounds(end)
+    in_range = {
+        "session__status": Session.Status.COMPLETED,
+        "session__scheduled_at__gte": first,
+        "session__scheduled_at__lt": after,
+    }
+    treatment_key = "treatment__name"
+    type_key = "session__plan__target_sites__scar_types__name"
+    counts = (
+        SessionTreatment.objects.filter(**in_range)
+        .exclude(**{type_key: None})
+        .values(treatment_key, type_key)
+        .annotate(
+            patients=Count("session__patient", distinct=True),
+            sessions=Count("session", distinct=True),
+            with_events=Count(
+                "session", filter=Q(session__adverse_events__isnull=False), distinct=True
+            ),
+        )
+        .order_by(treatment_key, type_key)
+    )
+    baseline = (
+        Assessment.objects.filter(
+            scar_site=OuterRef("scar_site"), instrument=OuterRef("instrument"), session=None
+        )
+        .order_by("assessed_on", "pk")
+        .values("total")[:1]
+    )
+    scores = (
+        Assessment.objects.filter(**in_range)
+        .exclude(instrument__in=SESSION_ONLY)
+        .annotate(baseline_total=Subquery(baseline))
+        .exclude(baseline_total=None)
+    )
+    if instrument:
+        scores = scores.filter(instrument=instrument)
+    score_keys = ("session__treatments__treatment__name", "scar_site__scar_types__name")
+    changes = (
+        scores.values(*score_keys, "instrument")
+        .annotate(mean=Avg(F("total") - F("baseline_total")), n=Count("pk", distinct=True))
+        .order_by()
+    )
+    means = {}
+    for row in changes:
+        key = tuple(row[k] for k in score_keys)
+        means.setdefault(key, {})[row["instrument"]] = (round(float(row["mean"]), 1), row["n"])
+    wanted_treatment = getattr(treatment, "name", treatment)
+    wanted_type = getattr(scar_type, "name", scar_type)
+    return [
+        OutcomeRow(
+            treatment=row[treatment_key],
+            scar_type=row[type_key],
+            patients=row["patients"],
+            sessions=row["sessions"],
+            sessions_with_adverse_event=row["with_events"],
+            mean_change=means.get((row[treatment_key], row[type_key]), {}),
+        )
+        for row in counts
+        if (not wanted_treatment or row[treatment_key] == wanted_treatment)
+        and (not wanted_type or row[type_key] == wanted_type)
+    ]

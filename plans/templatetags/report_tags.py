@@ -1,0 +1,20 @@
+from django import template
+from django.utils.safestring import mark_safe
+
+register = template.Library()
+
+
+@register.filter
+def css_string(value):
+    """A value as the body of a CSS string: quotes, backslashes and newlines escaped."""
+    text = str(value)
+    escaped = "".join(f"\\{ord(ch):x} " if ch in '"\\<>\n\r' or ord(ch) < 32 else ch for ch in text)
+    return mark_safe(escaped)
+
+
+@register.filter
+def signed(value):
+    """+3, -2, 0."""
+    if value is None:
+        return ""
+    return f"+{value}" if value > 0 else str(value)
