@@ -1,6 +1,7 @@
 """Small helpers shared by the staff pages."""
 
 from django.core.paginator import Paginator
+from django.utils.dateparse import parse_date
 from django.utils.http import url_has_allowed_host_and_scheme
 
 PAGE_SIZE = 25
@@ -19,3 +20,11 @@ def safe_next(request, default):
     ):
         return target
     return default
+
+
+def date_param(text):
+    """A YYYY-MM-DD date from a request parameter; None when missing, garbled or impossible."""
+    try:
+        return parse_date(text or "")
+    except ValueError:
+        return None

@@ -26,6 +26,10 @@ class VersionedForm(forms.ModelForm):
                 .get(pk=self.instance.pk)
             )
             if current != sent:
+                # The next submit is judged against the record as it is now, so that
+                # "check, then save again" works.
+                self.data = self.data.copy()
+                self.data[self.add_prefix("version")] = current
                 raise forms.ValidationError(
                     "Someone else saved this record while you were editing it. Nothing was "
                     "saved. Your changes are still in the form: check the current record "

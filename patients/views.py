@@ -94,16 +94,30 @@ def patient_archive(request, pk):
     return _overview(patient)
 
 
+def _patient_form(request, patient, form, *, title, saved, **attrs):
+    """A small form about one patient: save with who did it, then back to the overview."""
+    if form.is_valid():
+        obj = _save_with_history(form, request.user, **attrs)
+        messages.success(request, saved.format(obj=obj))
+        return _overview(patient)
+    return render(
+        request,
+        "patients/simple_form.html",
+        {"patient": patient, "form": form, "title": title},
+    )
+
+
 @permission_required("patients.add_medicalflag", raise_exception=True)
 def flag_add(request, pk):
     patient = get_patient(pk)
     form = MedicalFlagForm(request.POST or None, instance=MedicalFlag(patient=patient))
-    if form.is_valid():
-        flag = _save_with_history(form, request.user, recorded_by=request.user)
-        messages.success(request, f"Recorded: {flag}.")
-        return _overview(patient)
-    return render(
-        request, "patients/simple_form.html", _form_context(patient, form, "Add a medical flag")
+    return _patient_form(
+        request,
+        patient,
+        form,
+        title="Add a medical flag",
+        saved="Recorded: {obj}.",
+        recorded_by=request.user,
     )
 
 
@@ -112,12 +126,8 @@ def flag_edit(request, pk, flag_pk):
     patient = get_patient(pk)
     flag = get_object_or_404(MedicalFlag, pk=flag_pk, patient=patient)
     form = MedicalFlagForm(request.POST or None, instance=flag)
-    if form.is_valid():
-        _save_with_history(form, request.user)
-        messages.success(request, f"Updated: {flag}.")
-        return _overview(patient)
-    return render(
-        request, "patients/simple_form.html", _form_context(patient, form, "Change a medical flag")
+    return _patient_form(
+        request, patient, form, title="Change a medical flag", saved="Updated: {obj}."
     )
 
 
@@ -149,12 +159,13 @@ def acne_quick(request, pk):
 def acne_add(request, pk):
     patient = get_patient(pk)
     form = AcneForm(request.POST or None, instance=AcneActivity(patient=patient))
-    if form.is_valid():
-        _save_with_history(form, request.user, recorded_by=request.user)
-        messages.success(request, "Acne activity recorded.")
-        return _overview(patient)
-    return render(
-        request, "patients/simple_form.html", _form_context(patient, form, "Record acne activity")
+    return _patient_form(
+        request,
+        patient,
+        form,
+        title="Record acne activity",
+        saved="Acne activity recorded.",
+        recorded_by=request.user,
     )
 
 
@@ -164,12 +175,8 @@ def consent_add(request, pk):
     form = ConsentForm(
         request.POST or None, request.FILES or None, instance=Consent(patient=patient)
     )
-    if form.is_valid():
-        _save_with_history(form, request.user)
-        messages.success(request, "Consent recorded.")
-        return _overview(patient)
-    return render(
-        request, "patients/simple_form.html", _form_context(patient, form, "Record a consent")
+    return _patient_form(
+        request, patient, form, title="Record a consent", saved="Consent recorded."
     )
 
 
@@ -178,13 +185,7 @@ def consent_edit(request, pk, consent_pk):
     patient = get_patient(pk)
     consent = get_object_or_404(Consent, pk=consent_pk, patient=patient)
     form = ConsentForm(request.POST or None, request.FILES or None, instance=consent)
-    if form.is_valid():
-        _save_with_history(form, request.user)
-        messages.success(request, "Consent updated.")
-        return _overview(patient)
-    return render(
-        request, "patients/simple_form.html", _form_context(patient, form, "Change a consent")
-    )
+    return _patient_form(request, patient, form, title="Change a consent", saved="Consent updated.")
 
 
 @permission_required("patients.view_consent", raise_exception=True)
@@ -203,12 +204,8 @@ def consent_file(request, pk, consent_pk):
 def scar_site_add(request, pk):
     patient = get_patient(pk)
     form = ScarSiteForm(request.POST or None, patient=patient)
-    if form.is_valid():
-        site = _save_with_history(form, request.user)
-        messages.success(request, f"Scar site added: {site}.")
-        return _overview(patient)
-    return render(
-        request, "patients/simple_form.html", _form_context(patient, form, "Add a scar site")
+    return _patient_form(
+        request, patient, form, title="Add a scar site", saved="Scar site added: {obj}."
     )
 
 
@@ -217,14 +214,6 @@ def scar_site_edit(request, pk, site_pk):
     patient = get_patient(pk)
     site = get_object_or_404(ScarSite, pk=site_pk, patient=patient)
     form = ScarSiteForm(request.POST or None, instance=site, patient=patient)
-    if form.is_valid():
-        _save_with_history(form, request.user)
-        messages.success(request, f"Scar site updated: {site}.")
-        return _overview(patient)
-    return render(
-        request, "patients/simple_form.html", _form_context(patient, form, "Change a scar site")
+    return _patient_form(
+        request, patient, form, title="Change a scar site", saved="Scar site updated: {obj}."
     )
-
-
-def _form_context(patient, form, title):
-    return {"patient": patient, "form": form, "title": title}

@@ -47,9 +47,12 @@ def _pdf_response(request, context, filename):
 
 
 def _filename(patient, plan, copy):
-    scope = f"plan-{plan.pk}" if plan else "patient"
+    """Staff files carry the record number; the patient's own copy does not need it."""
+    scope = f"plan-{plan.pk}" if plan else "all-plans"
     stamp = timezone.localdate().isoformat()
-    return f"cicatrix-{patient.record_number}-{scope}-{copy}-{stamp}.pdf"
+    if copy == "patient":
+        return f"progress-report-{scope}-{stamp}.pdf"
+    return f"cicatrix-{patient.record_number}-{scope}-staff-{stamp}.pdf"
 
 
 def get_patient_plan(pk, plan_pk):
@@ -190,6 +193,8 @@ def clinic_outcomes(request):
     instruments = sorted(
         {code for r in rows for code in r.mean_change}, key=list(scales.INSTRUMENTS).index
     )
+    for row in rows:
+        row.cells = [row.mean_change.get(code) for code in instruments]
     return render(
         request,
         "reports/outcomes.html",

@@ -14,6 +14,7 @@ from django.db.models import Avg, Count, F, OuterRef, Prefetch, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
+from clinic.timeutils import day_bounds, day_start
 from patients.models import Consent, ScarSite
 from plans import charts, scales
 from plans.models import (
@@ -154,7 +155,9 @@ def build_report(patient, *, plan=None, staff=True, embed_photos=False) -> Repor
         by_site.setdefault(assessment.scar_site_id, {}).setdefault(
             assessment.instrument, []
         ).append(assessment)
-    session_days = [s.scheduled_on for s in sessions if s.status == Session.Status.COMPLETED]
+    # A site's chart marks only the sessions of plans that treat that site.
+    treats = {p.pk: {site.pk for site in p.target_sites.all()} for p in plans}
+    done = [s for s in sessions if s.status == Session.Status.COMPLETED]
     photos = _photo_pairs(patient, sites, sessions if plan is not None else None, embed_photos)
     site_reports = []
     for site in sites:
@@ -169,7 +172,7 @@ def build_report(patient, *, plan=None, staff=True, embed_photos=False) -> Repor
                 [charts.Point(a.assessed_on, a.total) for a in points],
                 low=instrument.min_total,
                 high=instrument.max_total,
-                markers=session_days,
+                markers=[s.scheduled_on for s in done if site.pk in treats[s.plan_id]],
                 title=f"{site}: {instrument.name if staff else instrument.plain_name}",
                 lower_is_better=instrument.lower_is_better,
             )
@@ -185,7 +188,11 @@ def build_report(patient, *, plan=None, staff=True, embed_photos=False) -> Repor
             .select_related("overridden_by", "treatment", "session")
             .order_by("overridden_at")
         )
-    upcoming = [s for s in sessions if s.status == Session.Status.SCHEDULED]
+    # "Next" means from today on: an overdue session is not the patient's next visit.
+    from_today = day_start(timezone.localdate())
+    upcoming = [
+        s for s in sessions if s.status == Session.Status.SCHEDULED and s.scheduled_at >= from_today
+    ]
     summaries = []
     for p in plans:
         own = [s for s in sessions if s.plan_id == p.pk]
@@ -195,7 +202,7 @@ def build_report(patient, *, plan=None, staff=True, embed_photos=False) -> Repor
                 courses=list(p.courses.all()),
                 done=sum(s.status == Session.Status.COMPLETED for s in own),
                 planned=sum(s.status != Session.Status.MISSED for s in own),
-                next_session=next((s for s in own if s.status == Session.Status.SCHEDULED), None),
+                next_session=next((s for s in upcoming if s.plan_id == p.pk), None),
             )
         )
     return Report(
@@ -276,8 +283,6 @@ def clinic_outcomes(*, start, end, treatment=None, scar_type=None, instrument=No
     instrument). Two grouped queries do the work in the database; the optional treatment and
     scar-type filters then pick among the groups.
     """
-    from clinic.timeutils import day_bounds
-
     first, _ = day_bounds(start)
     _, after = day_bounds(end)
     in_range = {

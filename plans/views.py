@@ -13,10 +13,9 @@ from django.http import FileResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
-from clinic.views_helpers import paginate, safe_next
+from clinic.views_helpers import date_param, paginate, safe_next
 from patients.models import Consent, ScarSite
 from patients.views import get_patient
 from plans import scales, services
@@ -95,14 +94,14 @@ def _blocked(request, exc):
 @permission_required("plans.view_session", raise_exception=True)
 def today(request):
     local_today = timezone.localdate()
-    day = parse_date(request.GET.get("day") or "") or local_today
+    day = date_param(request.GET.get("day")) or local_today
     staff = list(clinicians())
     clinician = None
     if request.GET.get("clinician"):
         clinician = next((c for c in staff if str(c.pk) == request.GET["clinician"]), None)
-    sessions = Session.objects.select_related("patient", "plan", "clinician").prefetch_related(
-        _treatment_rows()
-    )
+    sessions = Session.objects.select_related(
+        "patient", "plan__clinician", "clinician"
+    ).prefetch_related(_treatment_rows())
     if clinician:
         sessions = sessions.for_clinician(clinician)
     due = list(
@@ -110,17 +109,22 @@ def today(request):
         .exclude(status=Session.Status.CANCELLED)
         .order_by("scheduled_at", "pk")
     )
-    week = list(
+    week = paginate(
+        request,
         sessions.on_days(day + timedelta(days=1), 6)
         .filter(status=Session.Status.SCHEDULED)
-        .order_by("scheduled_at", "pk")[:200]
+        .order_by("scheduled_at", "pk"),
+        per_page=50,
+        param="week",
     )
     overdue = paginate(
         request, sessions.overdue(local_today).order_by("-scheduled_at", "pk"), param="overdue"
     )
-    scheduled = [s for s in due + week + list(overdue) if s.status == Session.Status.SCHEDULED]
-    findings = services.findings_for_sessions(scheduled)
-    for session in due + week + list(overdue):
+    listed = due + list(week) + list(overdue)
+    findings = services.findings_for_sessions(
+        [s for s in listed if s.status == Session.Status.SCHEDULED]
+    )
+    for session in listed:
         session.findings = findings.get(session.pk, [])
     return render(
         request,
@@ -261,6 +265,9 @@ def _unsaved_courses(formset):
 @permission_required("plans.add_plan", raise_exception=True)
 def plan_create(request, pk):
     patient = get_patient(pk)
+    if patient.is_archived:
+        messages.error(request, "This patient is archived: no new plans.")
+        return redirect("patient_detail", pk=patient.pk)
     initial = {"clinician": request.user.pk, "start_date": timezone.localdate()}
     form = PlanForm(request.POST or None, patient=patient, initial=initial)
     formset = CourseFormSet(request.POST or None, prefix="courses")
@@ -374,7 +381,7 @@ def plan_status(request, pk, action):
             services.plan_cancel(plan=plan, user=request.user)
             messages.success(request, "Plan cancelled: future sessions are cancelled.")
         elif action == "resume":
-            restart = parse_date(request.POST.get("restart_on") or "")
+            restart = date_param(request.POST.get("restart_on"))
             if not restart:
                 messages.error(request, "Restart on: give a date (YYYY-MM-DD).")
                 return redirect("plan_detail", pk=plan.pk)
@@ -543,9 +550,11 @@ def _site_instruments(session, sites):
 @permission_required("plans.add_assessment", raise_exception=True)
 def session_log(request, pk):
     session = get_session(pk)
-    if session.status != Session.Status.SCHEDULED:
+    if session.status != Session.Status.SCHEDULED and request.method != "POST":
         messages.info(request, f"This session is {session.get_status_display().lower()}.")
         return redirect("session_detail", pk=session.pk)
+    # A POST on a session someone else just logged falls through: the service refuses it
+    # and the form comes back with everything this clinician typed.
     post = request.POST if request.method == "POST" else None
     files = request.FILES if request.method == "POST" else None
     rows = list(

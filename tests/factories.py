@@ -252,3 +252,257 @@ def make_plan(
         services.plan_activate(plan=plan, user=user, overrides=overrides)
         plan.refresh_from_db()
     return plan
+
+
+# --- helpers for the view tests: a pinned clock, an image upload, a form as a browser sends it
+
+
+import io  # noqa: E402
+from html.parser import HTMLParser  # noqa: E402
+
+import time_machine  # noqa: E402
+from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: E402
+
+TODAY = date(2026, 1, 5)  # a Monday
+
+
+def frozen(day=TODAY, hour=8, minute=0):
+    """Pin the clock to a local time on `day` (time stands still: tick=False)."""
+    return time_machine.travel(at(day, hour, minute), tick=False)
+
+
+def png_upload(name="scar.png", colour=(200, 90, 90)):
+    """A small real PNG, made in memory, as a browser would upload it."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), colour).save(buffer, format="PNG")
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type="image/png")
+
+
+class _FormReader(HTMLParser):
+    """Reads every <form> of a page into the (name, value) pairs a browser would submit."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.forms = []
+        self._form = self._select = self._option = self._textarea = None
+        self._in_template = 0
+
+    def _add(self, name, value):
+        if self._form is not None and name:
+            self._form["fields"].append((name, value))
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "template":  # browsers never submit a <template>'s contents
+            self._in_template += 1
+        if self._in_template:
+            return
+        if tag == "form":
+            self._form = {"attrs": attrs, "fields": []}
+            self.forms.append(self._form)
+        elif tag == "input":
+            kind = (attrs.get("type") or "text").lower()
+            if kind in {"submit", "button", "reset", "image", "file"}:
+                return
+            if kind in {"checkbox", "radio"}:
+                if "checked" in attrs:
+                    self._add(attrs.get("name"), attrs.get("value") or "on")
+                return
+            self._add(attrs.get("name"), attrs.get("value") or "")
+        elif tag == "select":
+            self._select = {"name": attrs.get("name"), "multiple": "multiple" in attrs, "opts": []}
+        elif tag == "option" and self._select is not None:
+            self._option = [attrs.get("value"), "selected" in attrs, ""]
+            self._select["opts"].append(self._option)
+        elif tag == "textarea":
+            self._textarea = [attrs.get("name"), ""]
+
+    def handle_data(self, data):
+        if self._textarea is not None:
+            self._textarea[1] += data
+        elif self._option is not None:
+            self._option[2] += data
+
+    def handle_endtag(self, tag):
+        if tag == "template":
+            self._in_template -= 1
+        if self._in_template:
+            return
+        if tag == "form":
+            self._form = None
+        elif tag == "option":
+            self._option = None
+        elif tag == "select" and self._select is not None:
+            options = self._select["opts"]
+            chosen = [o for o in options if o[1]]
+            if not chosen and not self._select["multiple"] and options:
+                chosen = options[:1]
+            for value, _, text in chosen:
+                self._add(self._select["name"], text.strip() if value is None else value)
+            self._select = None
+        elif tag == "textarea" and self._textarea is not None:
+            name, text = self._textarea
+            self._add(name, text[1:] if text.startswith("\n") else text)
+            self._textarea = None
+
+
+def browser_form(response, *, form_id=None, action=None):
+    """What submitting a form of the page unchanged would send: {name: value or [values]}.
+
+    Picks the form with this id, else the one posting to `action`, else the first POST form
+    posting back to the page itself.
+    """
+    reader = _FormReader()
+    reader.feed(response.content.decode())
+    for form in reader.forms:
+        attrs = form["attrs"]
+        if form_id is not None:
+            wanted = attrs.get("id") == form_id
+        elif action is not None:
+            wanted = attrs.get("action") == action
+        else:
+            wanted = (attrs.get("method") or "").lower() == "post" and not attrs.get("action")
+        if wanted:
+            values = {}
+            for name, value in form["fields"]:
+                values.setdefault(name, []).append(value)
+            return {name: v[0] if len(v) == 1 else v for name, v in values.items()}
+    raise AssertionError(f"No such form on the page (id={form_id!r}, action={action!r}).")
+
+
+NEEDLING_OK = {"device": "Dermapen 4", "needle_depth": 1.5, "passes": 3}
+
+
+def staff_world(clinician):
+    """One patient with a record of every kind a staff URL points at, built as the app would.
+
+    A draft plan, an active microneedling plan whose first session is logged (scores, an
+    adverse event, a photo with clinical-photography consent) and two sessions still to come.
+    """
+    from types import SimpleNamespace
+
+    patient = PatientFactory(
+        first_name="Wren", last_name="Ashdown", medications="Doxycycline 100 mg daily"
+    )
+    site = ScarSiteFactory(patient=patient, body_site="left_cheek", scar_types=["rolling"])
+    flag = MedicalFlagFactory(patient=patient, detail="Oral isotretinoin 20 mg")
+    consent = ConsentFactory(
+        patient=patient,
+        kind=Consent.Kind.CLINICAL_PHOTOGRAPHY,
+        signed_on=date(2026, 1, 2),
+        scanned_file=SimpleUploadedFile("consent.pdf", b"%PDF-1.4 signed consent"),
+    )
+    draft = make_plan(
+        user=clinician,
+        courses=[course("cryotherapy", 1)],
+        sites=[site],
+        activate=False,
+        title="Cryotherapy trial",
+    )
+    plan = make_plan(
+        user=clinician,
+        courses=[course("microneedling", 3, every=42)],
+        sites=[site],
+        title="Needling course",
+    )
+    done, session, last = plan.sessions.order_by("scheduled_at")
+    services.session_complete(
+        session=done,
+        user=clinician,
+        parameters={row.pk: NEEDLING_OK for row in done.treatments.all()},
+        assessments=[services.AssessmentInput(site, "gb_qualitative", {"grade": 3})],
+        adverse_events=[services.AdverseEventInput("erythema", "mild", site)],
+        photos=[services.PhotoInput(site, png_upload("cheek-before.png"))],
+        notes="Tolerated well; pinpoint bleeding only.",
+    )
+    return SimpleNamespace(
+        patient=patient,
+        site=site,
+        flag=flag,
+        consent=consent,
+        acne=AcneActivityFactory(patient=patient, recorded_on=date(2025, 12, 1)),
+        draft=draft,
+        plan=plan,
+        done=done,
+        session=session,
+        last=last,
+        event=done.adverse_events.get(),
+        photo=done.photos.get(),
+    )
+
+
+# --- helpers for report and outcome tests -----------------------------------------------------
+
+DONE_PARAMETERS = {
+    "cryotherapy": {"method": "spray", "cycles": 2, "seconds": 15},
+    "microneedling": {"device": "Dermapen 4", "needle_depth": 1.5, "passes": 3},
+    "pulsed_dye_laser": {
+        "wavelength": 595,
+        "fluence": 7.5,
+        "spot_size": 7,
+        "pulse_duration": 1.5,
+        "passes": 1,
+        "cooling": "dynamic",
+    },
+}
+
+
+def items_for_total(instrument, total):
+    """Items of an unweighted instrument (VSS, POSAS, single-item scales) adding up to total."""
+    definition = scales.get(instrument)
+    items = valid_items(instrument)
+    left = total - definition.total(items)
+    for item in definition.items:
+        if item.in_total and left > 0:
+            step = min(item.maximum - item.minimum, left)
+            items[item.code] += step
+            left -= step
+    if left or definition.total(items) != total:
+        raise ValueError(f"{instrument} cannot add up to {total} by simple sums")
+    return items
+
+
+def tiny_png(colour=(200, 80, 80)):
+    """A real 2x2 PNG image, as bytes."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2), colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def baseline(site, instrument, total, *, user, on=date(2026, 1, 2)):
+    """A baseline score (outside any session) of `total` on `instrument`."""
+    return services.assessment_record(
+        patient=site.patient,
+        scar_site=site,
+        instrument=instrument,
+        items=items_for_total(instrument, total),
+        user=user,
+        assessed_on=on,
+    )
+
+
+def log_session(session, user, *, scores=(), events=(), parameters=None, **kwargs):
+    """Complete a session through the service: scores are (site, instrument, total) triples,
+    events AdverseEventInput; every treatment gets valid parameters unless given."""
+    if parameters is None:
+        parameters = {
+            row.pk: DONE_PARAMETERS[row.treatment.code]
+            for row in session.treatments.select_related("treatment")
+        }
+    return services.session_complete(
+        session=session,
+        user=user,
+        parameters=parameters,
+        assessments=[
+            services.AssessmentInput(site, instrument, items_for_total(instrument, total))
+            for site, instrument, total in scores
+        ],
+        adverse_events=list(events),
+        **kwargs,
+    )
