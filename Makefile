@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 # XStatic-Bootstrap is an sdist that still needs pkg_resources (setuptools < 81) to build.
 PIP_INSTALL := $(PIP) install -q --build-constraint requirements-build.txt
+# Both cores: the suite runs in two workers (pytest-xdist).
+PYTEST_ARGS ?= -n auto
 HOST ?= 127.0.0.1
 PORT ?= 8000
 

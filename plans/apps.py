@@ -1,6 +1,19 @@
 from django.apps import AppConfig
+from django.apps import apps as global_apps
+from django.db.models.signals import post_migrate
+
+
+def _restore_catalogue(sender, apps=None, **kwargs):
+    from plans.catalogue import ensure_catalogue
+
+    ensure_catalogue(apps or global_apps)
 
 
 class PlansConfig(AppConfig):
     name = "plans"
     verbose_name = "Treatment plans"
+
+    def ready(self):
+        # After a flush (transactional tests) the catalogue comes back by itself; on a real
+        # database it only adds treatments that are missing, never edits a manager's rows.
+        post_migrate.connect(_restore_catalogue, sender=self)

@@ -3,7 +3,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def test_clinician_logs_in_through_the_login_page_and_out_again(login, clinician, live_server):

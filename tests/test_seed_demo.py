@@ -1,0 +1,414 @@
+"""The demo clinic (`manage.py seed_demo`): complete, clinically coherent, idempotent."""
+
+import io
+import random
+from collections import defaultdict
+from datetime import time, timedelta
+
+import pytest
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.core.files.storage import default_storage
+from django.core.management import call_command
+from django.utils import timezone
+
+from clinic.roles import CLINICIAN
+from patients import demo as patients_demo
+from patients.models import AcneActivity, Consent, MedicalFlag, Patient, ScarSite, ScarType
+from plans import safety, scales
+from plans.models import (
+    AdverseEvent,
+    Assessment,
+    Course,
+    Plan,
+    SafetyOverride,
+    Session,
+    SessionPhoto,
+    SessionTreatment,
+    Treatment,
+)
+from plans.parameters import clean_parameters
+from plans.services import session_findings
+
+pytestmark = pytest.mark.django_db
+
+N = 30
+RAISED = {"hypertrophic", "keloid"}
+ATROPHIC = {"icepick", "boxcar", "rolling"}
+TRUNK = {"upper_back", "lower_back", "chest", "shoulders", "arms", "neck"}
+FACE = {"forehead", "left_cheek", "right_cheek", "temples", "nose", "chin", "jawline"}
+
+
+def seed(patients=N):
+    out = io.StringIO()
+    call_command("seed_demo", patients=patients, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def demo(settings):
+    settings.DEBUG = True
+    return seed()
+
+
+def courses_of(plan):
+    return sorted(
+        (c.treatment.code, c.sessions_count, c.interval_days, c.offset_days)
+        for c in plan.courses.all()
+    )
+
+
+def dates_by_course(plan):
+    """{treatment code: [local dates in session-number order]} for a one-course-per-code plan."""
+    rows = SessionTreatment.objects.filter(session__plan=plan).select_related(
+        "session", "treatment"
+    )
+    dates = defaultdict(list)
+    for row in sorted(rows, key=lambda r: r.number):
+        dates[row.treatment.code].append(row.session.scheduled_on)
+    return dict(dates)
+
+
+def offsets(plan, days):
+    return [(day - plan.start_date).days for day in days]
+
+
+def test_patients_cover_every_sex_skin_type_and_scar_type_on_fitting_sites(demo):
+    demo_patients = Patient.objects.filter(record_number__startswith="DEMO-")
+    assert demo_patients.count() == N
+    assert sorted(demo_patients.values_list("record_number", flat=True)) == [
+        f"DEMO-{n:05d}" for n in range(1, N + 1)
+    ]
+    assert set(demo_patients.values_list("sex", flat=True)) == set(Patient.Sex.values)
+    assert set(demo_patients.values_list("fitzpatrick_type", flat=True)) == {1, 2, 3, 4, 5, 6}
+    today = timezone.localdate()
+    for patient in demo_patients:
+        age = (today - patient.date_of_birth).days / 365.25
+        assert 16 <= age < 65, patient
+        assert patient.first_name in sum(patients_demo.FIRST_NAMES.values(), ())
+        assert patient.last_name in patients_demo.LAST_NAMES
+        assert not patient.email or patient.email.endswith("@example.org")
+        assert not patient.phone or patient.phone.startswith("555-")
+        assert 1 <= patient.scar_sites.count() <= 3
+    site_types = ScarSite.scar_types.through.objects.filter(scarsite__patient__in=demo_patients)
+    assert set(site_types.values_list("scartype__code", flat=True)) == set(
+        ScarType.objects.values_list("code", flat=True)
+    )
+    for body_site, code in site_types.values_list("scarsite__body_site", "scartype__code"):
+        if code in RAISED:
+            assert body_site in TRUNK, (body_site, code)
+        if code in ATROPHIC:
+            assert body_site in FACE, (body_site, code)
+
+
+def test_consents_acne_records_and_every_kind_of_medical_flag(demo):
+    patients = Patient.objects.filter(record_number__startswith="DEMO-")
+    today = timezone.localdate()
+    for patient in patients:
+        kinds = set(patient.consents.values_list("kind", flat=True))
+        assert "treatment" in kinds
+    photo = Consent.objects.filter(kind="clinical_photography", patient__in=patients)
+    assert photo.count() > N / 2
+    assert Consent.objects.filter(kind="marketing_photography", patient__in=patients).exists()
+    assert Consent.objects.filter(withdrawn_on__isnull=False, patient__in=patients).exists()
+
+    latest = {p.pk: p.acne_level_on(today) for p in patients}
+    assert sum(level == "none" for level in latest.values()) > N / 2  # most are clear
+    assert "DEMO-00002" in {p.record_number for p in patients if latest[p.pk] != "none"}
+    cleared = [
+        p
+        for p in patients
+        if latest[p.pk] == "none" and p.acne_records.exclude(level=AcneActivity.Level.NONE).exists()
+    ]
+    assert cleared
+
+    flags = MedicalFlag.objects.filter(patient__in=patients)
+    assert set(flags.values_list("kind", flat=True)) == set(MedicalFlag.Kind.values)
+    isotretinoin = flags.filter(kind="isotretinoin")
+    assert isotretinoin.filter(ended_on__isnull=True).exists()  # ongoing
+    ended = [(today - f.ended_on).days for f in isotretinoin.exclude(ended_on=None)]
+    assert any(50 <= days <= 70 for days in ended)  # about 2 months ago
+    assert any(225 <= days <= 255 for days in ended)  # about 8 months ago
+    pregnancy = flags.filter(kind="pregnancy")
+    assert pregnancy.filter(ended_on__isnull=True).exists()
+    assert pregnancy.filter(ended_on__lt=today).exists()
+
+
+def test_plans_in_every_status_with_the_demo_and_two_more_clinicians(demo):
+    plans = Plan.objects.filter(patient__record_number__startswith="DEMO-")
+    assert set(plans.values_list("status", flat=True)) == set(Plan.Status.values)
+    assert set(Session.objects.filter(plan__in=plans).values_list("status", flat=True)) == set(
+        Session.Status.values
+    )
+    User = get_user_model()
+    others = User.objects.filter(username__in=["dr_okafor", "nurse_lindqvist"])
+    assert others.count() == 2
+    for user in others:
+        assert not user.has_usable_password()
+        assert user.groups.filter(name=CLINICIAN).exists()
+        assert plans.filter(clinician=user).exists()
+    me = User.objects.get(username="clinician")
+    assert plans.filter(clinician=me).count() > plans.count() / 2
+    # sessions come with activation: drafts have none, activated plans do
+    assert not Session.objects.filter(plan__status="draft").exists()
+    for plan in plans.filter(status__in=["active", "completed", "on_hold"]):
+        assert plan.sessions.exists()
+        assert plan.target_sites.exists()
+        assert set(plan.target_sites.values_list("patient", flat=True)) == {plan.patient_id}
+
+
+def test_cryotherapy_every_28_days_example(demo):
+    plans = [plan for plan in Plan.objects.all() if courses_of(plan) == [("cryotherapy", 4, 28, 0)]]
+    dated = [plan for plan in plans if plan.sessions.exists()]
+    assert dated
+    for plan in dated:
+        assert offsets(plan, dates_by_course(plan)["cryotherapy"]) == [0, 28, 56, 84]
+
+
+def test_rana_2017_example_microneedling_weeks_0_6_12_and_glycolic_70_weeks_3_9_15(demo):
+    rana = [("chemical_peel", 3, 42, 21), ("microneedling", 3, 42, 0)]
+    plans = [plan for plan in Plan.objects.all() if courses_of(plan) == rana]
+    assert plans
+    for plan in plans:
+        peel = plan.courses.get(treatment__code="chemical_peel")
+        assert peel.default_parameters["agent"] == "glycolic"
+        assert peel.default_parameters["concentration"] == 70
+    on_time = [
+        plan
+        for plan in plans
+        if (dates := dates_by_course(plan))
+        and offsets(plan, dates["microneedling"]) == [0, 42, 84]
+        and offsets(plan, dates["chemical_peel"]) == [21, 63, 105]
+    ]
+    assert on_time
+
+
+def test_same_day_peel_and_microneedling_example(demo):
+    same_day = [("chemical_peel", 3, 42, 0), ("microneedling", 3, 42, 0)]
+    plans = [plan for plan in Plan.objects.all() if courses_of(plan) == same_day]
+    dated = [plan for plan in plans if plan.sessions.exists()]
+    assert dated
+    for plan in dated:
+        sessions = list(plan.sessions.order_by("scheduled_at"))
+        assert offsets(plan, [s.scheduled_on for s in sessions]) == [0, 42, 84]
+        for session in sessions:
+            codes = sorted(session.treatments.values_list("treatment__code", flat=True))
+            assert codes == ["chemical_peel", "microneedling"]
+
+
+def test_sessions_today_later_this_week_and_overdue(demo):
+    today = timezone.localdate()
+    me = get_user_model().objects.get(username="clinician")
+    due = Session.objects.due_on(today)
+    assert due.for_clinician(me).count() >= 3
+    for session in due:
+        local = timezone.localtime(session.scheduled_at).time()
+        assert time(8, 30) <= local <= time(17, 30)
+    assert Session.objects.filter(
+        status="scheduled",
+        scheduled_at__date__gt=today,
+        scheduled_at__date__lte=today + timedelta(days=6),
+    ).exists()
+    assert Session.objects.overdue(today).exists()
+    assert not Session.objects.filter(status="completed", scheduled_at__date__gte=today).exists()
+
+
+def test_story_patients(demo):
+    today = timezone.localdate()
+    maya = Patient.objects.get(record_number="DEMO-00001")
+    types = {
+        (site.body_site, code)
+        for site in maya.scar_sites.all()
+        for code in site.scar_types.values_list("code", flat=True)
+    }
+    assert {("upper_back", "hypertrophic"), ("left_cheek", "rolling")} <= types
+    assert maya.plans.filter(title__contains="Rana 2017", status="active").exists()
+    assert Session.objects.due_on(today).filter(patient=maya).exists()
+
+    daniel = Patient.objects.get(record_number="DEMO-00002")
+    assert daniel.acne_level_on(today) in {"mild", "moderate", "severe"}
+    booked = Session.objects.due_on(today).get(patient=daniel)
+    assert booked.treatments.filter(treatment__code="microneedling").exists()
+    blocks = [c.finding.rule for c in session_findings(booked) if c.blocks]
+    assert blocks == ["active_breakout"]
+
+
+def test_completed_sessions_are_fully_logged_with_valid_parameters_and_scores(demo):
+    completed = Session.objects.filter(status="completed")
+    assert completed.count() > 50
+    assert not completed.filter(completed_at__isnull=True).exists()
+    assert set(Session.objects.values_list("version", flat=True)) == {1}
+    definitions = {t.pk: list(t.parameters.all()) for t in Treatment.objects.all()}
+    for row in SessionTreatment.objects.filter(session__in=completed):
+        assert clean_parameters(definitions[row.treatment_id], row.parameters) == row.parameters
+    for course in Course.objects.all():
+        cleaned = clean_parameters(definitions[course.treatment_id], course.default_parameters)
+        assert cleaned == course.default_parameters
+    assessments = list(Assessment.objects.select_related("session"))
+    for assessment in random.Random(7).sample(assessments, 150):
+        assessment.full_clean()
+    for assessment in assessments:
+        instrument = scales.get(assessment.instrument)
+        assert instrument.validate(assessment.items) == assessment.items
+        assert assessment.total == instrument.total(assessment.items)
+        if assessment.session_id:
+            assert assessment.session.status == "completed"
+            assert assessment.assessed_on == assessment.session.scheduled_on
+    # every completed session records pain; GAIS from the second session of a plan on
+    assert set(
+        Assessment.objects.filter(instrument="pain").values_list("session", flat=True)
+    ) == set(completed.values_list("pk", flat=True))
+    assert Assessment.objects.filter(instrument="gais_clinician").exists()
+
+
+def test_baselines_use_instruments_suited_to_the_scar(demo):
+    for plan in Plan.objects.exclude(sessions=None).prefetch_related("target_sites"):
+        for site in plan.target_sites.all():
+            codes = set(site.scar_types.values_list("code", flat=True))
+            baseline = set(
+                Assessment.objects.baseline()
+                .filter(scar_site=site)
+                .values_list("instrument", flat=True)
+            )
+            if codes & RAISED:
+                assert {"vss", "posas_observer"} <= baseline, plan
+                assert not baseline & {"gb_quantitative", "ecca"}
+            elif codes & ATROPHIC:
+                assert {"gb_quantitative", "ecca"} <= baseline, plan
+                assert not baseline & {"vss", "posas_observer"}
+
+
+def test_scores_improve_from_baseline_to_latest(demo):
+    series = defaultdict(list)
+    scored = Assessment.objects.exclude(instrument__in=["pain", "gais_clinician", "gais_patient"])
+    for assessment in scored.order_by("assessed_on", "session", "id"):
+        series[(assessment.scar_site_id, assessment.instrument)].append(assessment.total)
+    long = {key: totals for key, totals in series.items() if len(totals) >= 4}
+    assert len(long) >= 10
+    better = [key for key, totals in long.items() if totals[-1] < totals[0]]
+    worse = [key for key, totals in long.items() if totals[-1] > totals[0]]
+    assert len(better) >= 0.7 * len(long)
+    assert len(worse) <= 0.05 * len(long)
+    back = ScarSite.objects.get(patient__record_number="DEMO-00001", body_site="upper_back")
+    vss = list(
+        Assessment.objects.filter(scar_site=back, instrument="vss")
+        .order_by("assessed_on")
+        .values_list("total", flat=True)
+    )
+    assert len(vss) >= 2 and vss[-1] < vss[0]
+
+
+def test_adverse_events_missed_sessions_and_overrides(demo):
+    events = AdverseEvent.objects.all()
+    assert events.filter(resolved_on__isnull=False).exists()
+    assert events.unresolved().exists()
+    for event in events:
+        assert event.session.status == "completed"
+        assert event.patient_id == event.session.patient_id
+    assert Session.objects.filter(status="missed", completed_at__isnull=True).exists()
+    overrides = SafetyOverride.objects.select_related("session")
+    assert overrides.exists()
+    for override in overrides:
+        assert override.reason.strip()
+        assert override.session.status == "completed"
+        # the override answers a block that the rules really raise for that visit
+        blocks = {
+            (c.finding.rule, c.treatment.pk) for c in session_findings(override.session) if c.blocks
+        }
+        assert (override.rule, override.treatment_id) in blocks
+
+
+def test_story_photos_are_synthetic_files_taken_with_consent(demo):
+    photos = SessionPhoto.objects.select_related("session", "scar_site")
+    assert photos.exists()
+    for photo in photos:
+        assert photo.session.status == "completed"
+        assert photo.scar_site.patient_id == photo.session.patient_id
+        assert photo.taken_on == photo.session.scheduled_on
+        consents = Consent.objects.filter(
+            patient=photo.session.patient_id, kind=Consent.Kind.CLINICAL_PHOTOGRAPHY
+        )
+        assert any(c.in_force_on(photo.taken_on) for c in consents)
+        assert default_storage.exists(photo.image.name)
+        with photo.image.open("rb") as image:
+            assert image.read(3) == b"\xff\xd8\xff"  # a JPEG
+    # only the hand-made story patients have photos, so files stay few at any scale
+    stories = len(patients_demo.stories(timezone.localdate()))
+    numbers = set(photos.values_list("session__patient__record_number", flat=True))
+    assert numbers <= {f"DEMO-{n:05d}" for n in range(1, stories + 1)}
+
+
+def test_every_safety_rule_fires_for_a_booked_session(demo):
+    fired = defaultdict(set)
+    for session in Session.objects.filter(status="scheduled").select_related("patient"):
+        for checked in session_findings(session):
+            fired[checked.finding.rule].add(session.patient.record_number)
+    assert set(fired) == set(safety.RULES), set(safety.RULES) - set(fired)
+
+
+def _row_counts():
+    models = [
+        m for app in ("patients", "plans", "clinic") for m in apps.get_app_config(app).get_models()
+    ]
+    return {m._meta.label: m._default_manager.count() for m in models} | {
+        "through": ScarSite.scar_types.through.objects.count()
+        + Plan.target_sites.through.objects.count()
+    }
+
+
+def test_a_second_run_adds_nothing_and_keeps_what_users_changed(demo):
+    patient = Patient.objects.get(record_number="DEMO-00003")
+    patient.first_name = "Renamed"
+    patient.save()
+    session = Session.objects.filter(status="scheduled").first()
+    session.notes = "Changed by a user"
+    session.save()
+    before = _row_counts()
+    out = seed()
+    assert _row_counts() == before
+    assert "already exist" in out
+    patient.refresh_from_db()
+    session.refresh_from_db()
+    assert patient.first_name == "Renamed"
+    assert session.notes == "Changed by a user"
+
+
+def test_output_reports_progress_and_row_counts(demo):
+    assert "Patients: 30 of 30" in demo
+    assert f"patients.Patient: {N}" in demo
+    assert f"plans.Session: {Session.objects.count()}" in demo
+    assert f"plans.Assessment history: {Assessment.history.count()}" in demo
+
+
+def test_history_rows_are_written_for_the_bulk_inserts(demo):
+    manager = get_user_model().objects.get(username="manager")
+    for model in (Patient, ScarSite, Plan, Session, SessionTreatment, Assessment):
+        assert model.history.count() == model.objects.count()
+        assert set(model.history.values_list("history_user", flat=True)) == {manager.pk}
+    site = ScarSite.objects.filter(patient__record_number="DEMO-00001").first()
+    historical = site.history.first()
+    assert set(historical.scar_types.values_list("scartype", flat=True)) == set(
+        site.scar_types.values_list("pk", flat=True)
+    )
+    plan = Plan.objects.filter(patient__record_number="DEMO-00001").first()
+    assert set(plan.history.first().target_sites.values_list("scarsite", flat=True)) == set(
+        plan.target_sites.values_list("pk", flat=True)
+    )
+
+
+def test_seeding_uses_only_the_rng_it_is_given(settings, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the global random module was used")
+
+    for name in ("random", "randint", "choice", "choices", "uniform", "gauss", "sample"):
+        monkeypatch.setattr(random, name, refuse)
+    settings.DEBUG = True
+    seed(patients=15)
+    assert Patient.objects.count() == 15
+
+
+def test_zero_patients_adds_no_clinical_records(settings):
+    settings.DEBUG = True
+    seed(patients=0)
+    assert not Patient.objects.exists()
+    assert not Plan.objects.exists()
