@@ -122,14 +122,16 @@ def bar_chart(bars: list[tuple[str, float]], *, title: str, unit: str = "") -> s
     """Horizontal bars around zero (negative = decrease), labelled with their values."""
     if not bars:
         return ""
-    row, label_width = 26, 230
+    width, row = 760, 26
+    # Room for the longest label at about 7 px a character (12 px system font).
+    label_width = min(420, 16 + 7 * max(len(name) for name, _ in bars))
     height = TOP + row * len(bars) + 10
     extent = max(abs(v) for _, v in bars) or 1
-    inner = WIDTH - label_width - RIGHT - 40
+    inner = width - label_width - RIGHT - 40
     zero = label_width + inner / 2
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="bar-chart" role="img" '
-        f'viewBox="0 0 {WIDTH} {height}" width="100%" aria-label="{escape(title)}">',
+        f'viewBox="0 0 {width} {height}" width="100%" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
         f'<line x1="{zero:.1f}" x2="{zero:.1f}" y1="{TOP - 6}" y2="{height - 6}" stroke="#999"/>',
     ]

@@ -99,7 +99,9 @@ def plan_sessions_csv(request, pk, plan_pk):
     sessions = list(
         Session.objects.filter(plan=plan)
         .select_related("clinician")
-        .prefetch_related("treatments__treatment", "treatments__course", "adverse_events")
+        .prefetch_related(
+            "treatments__treatment__parameters", "treatments__course", "adverse_events"
+        )
         .order_by("scheduled_at", "pk")
     )
     scores = {}
@@ -130,13 +132,19 @@ def plan_sessions_csv(request, pk, plan_pk):
                     str(session.clinician or ""),
                     row.treatment.name,
                     row.numbering,
-                    "; ".join(f"{k}={v}" for k, v in row.parameters.items()),
+                    "; ".join(f"{k}={v}" for k, v in _in_definition_order(row)),
                     "; ".join(scores.get(session.pk, [])),
                     "; ".join(e.get_kind_display() for e in session.adverse_events.all()),
                 ]
             )
     name = f"cicatrix-{patient.record_number}-plan-{plan.pk}-sessions.csv"
     return csv_response(name, header, rows)
+
+
+def _in_definition_order(row):
+    """Parameters as the treatment lists them (PostgreSQL's jsonb does not keep key order)."""
+    order = {p.code: i for i, p in enumerate(row.treatment.parameters.all())}
+    return sorted(row.parameters.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
 
 
 class OutcomesForm(forms.Form):
