@@ -20,3 +20,6 @@ MEDIA_ROOT = tempfile.mkdtemp(prefix="cicatrix-test-media-")
 # Serve static files from the finders, as runserver does; no collectstatic in tests.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+# No persistent connections: a live-server thread must not keep the test database open
+# when it is dropped at the end (PostgreSQL refuses to drop a database in use).
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
