@@ -359,6 +359,8 @@ class Session(TimeStamped):
         ordering = ["scheduled_at", "id"]
         indexes = [
             models.Index(fields=["status", "scheduled_at"], name="session_status_time_idx"),
+            # Admin and report lists order all sessions by date.
+            models.Index(fields=["scheduled_at"], name="session_time_idx"),
             models.Index(fields=["patient", "scheduled_at"], name="session_patient_time_idx"),
             models.Index(fields=["clinician", "scheduled_at"], name="session_clinician_time_idx"),
         ]
@@ -476,6 +478,7 @@ class Assessment(TimeStamped):
                 fields=["scar_site", "instrument", "assessed_on"], name="assessment_series_idx"
             ),
             models.Index(fields=["patient", "assessed_on"], name="assessment_patient_day_idx"),
+            models.Index(fields=["assessed_on"], name="assessment_day_idx"),
         ]
         constraints = [
             models.CheckConstraint(

@@ -140,11 +140,18 @@ def _load_safety_facts(patients, exclude_sessions):
         "patient_id", "recorded_on", "id", "level"
     ):
         acne.setdefault(pid, []).append((day, pk, level))
-    rows = list(
-        SessionTreatment.objects.filter(session__patient__in=ids, session__status__in=LIVE_STATUSES)
-        .exclude(session__in=list(exclude_sessions))
-        .values_list("session__patient_id", "session__scheduled_at", "treatment")
-    )
+    # Filter on the patient alone so the (patient, scheduled_at) index drives the query;
+    # status and exclusions are cheap to apply to a few rows per patient here.
+    excluded = set(exclude_sessions)
+    rows = [
+        (patient_id, moment, treatment_id)
+        for pk, patient_id, moment, status, treatment_id in Session.objects.filter(
+            patient__in=ids, treatments__isnull=False
+        )
+        .order_by()
+        .values_list("pk", "patient_id", "scheduled_at", "status", "treatments__treatment")
+        if status in LIVE_STATUSES and pk not in excluded
+    ]
     treatments = Treatment.objects.in_bulk({treatment_id for _, _, treatment_id in rows})
     facts = {pk: treatment.facts() for pk, treatment in treatments.items()}
     for pid, moment, treatment_id in rows:
