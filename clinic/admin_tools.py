@@ -1,7 +1,6 @@
 """Shared admin behaviour: history, archive instead of delete, safe CSV export."""
 
 from django.contrib import admin, messages
-from django.db import models
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -123,6 +122,3 @@ class NoDeleteInline:
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
-
-
-CHECKBOXES = {models.ManyToManyField: {"widget": admin.widgets.FilteredSelectMultiple}}

@@ -246,8 +246,8 @@ class ParameterField(forms.Field):
             widget = forms.Select(choices=[("", "—"), ("yes", "Yes"), ("no", "No")])
         else:
             widget = forms.TextInput()
+        # Required-ness is checked by plans.parameters with its own message.
         super().__init__(label=label, required=False, widget=widget, **kwargs)
-        self.show_required = definition.required
 
     def prepare_value(self, value):
         if isinstance(value, bool):

@@ -201,14 +201,6 @@ class SafetyRuleSetting(models.Model):
         }
 
 
-class PlanQuerySet(models.QuerySet):
-    def for_patient(self, patient):
-        return self.filter(patient=patient)
-
-    def open(self):
-        return self.filter(status__in=[Plan.Status.DRAFT, Plan.Status.ACTIVE, Plan.Status.ON_HOLD])
-
-
 class Plan(TimeStamped):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -230,8 +222,6 @@ class Plan(TimeStamped):
     internal_notes = models.TextField(blank=True, help_text="Staff only; not on patient reports.")
     version = models.PositiveIntegerField(default=1, editable=False)
     history = HistoricalRecords(m2m_fields=[target_sites])
-
-    objects = PlanQuerySet.as_manager()
 
     class Meta:
         ordering = ["-start_date", "-id"]
@@ -325,9 +315,6 @@ class SessionQuerySet(models.QuerySet):
 
     def for_clinician(self, user):
         return self.filter(Q(clinician=user) | Q(clinician__isnull=True, plan__clinician=user))
-
-    def upcoming(self):
-        return self.filter(status=Session.Status.SCHEDULED)
 
 
 class Session(TimeStamped):

@@ -525,7 +525,7 @@ def _previous_parameters(session, rows):
     return {row.pk: previous.get(row.treatment_id, {}) for row in rows}
 
 
-def _site_instruments(session, sites):
+def _site_instruments(sites):
     """Per scar site, the instruments used for it so far (baseline first), else a default."""
     used = {}
     for site_id, code in (
@@ -568,7 +568,7 @@ def session_log(request, pk):
         for row in rows
     ]
     sites = list(session.plan.target_sites.active().prefetch_related("scar_types"))
-    instruments = _site_instruments(session, sites)
+    instruments = _site_instruments(sites)
     site_blocks = []
     for site in sites:
         site_blocks.append(
