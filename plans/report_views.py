@@ -154,7 +154,7 @@ class OutcomesForm(forms.Form):
     scar_type = forms.ModelChoiceField(ScarType.objects.all(), required=False)
     instrument = forms.ChoiceField(
         choices=[("", "All scores")]
-        + [(c, n) for c, n in scales.CHOICES if c not in reports.SESSION_ONLY],
+        + [(c, n) for c, n in scales.CHOICES if c not in scales.PER_SESSION],
         required=False,
     )
 

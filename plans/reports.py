@@ -27,9 +27,6 @@ from plans.models import (
     SessionTreatment,
 )
 
-# Instruments with one value per session, drawn but not part of the "how bad" summary.
-SESSION_ONLY = {"gais_clinician", "gais_patient", "pain"}
-
 
 @dataclass
 class Series:
@@ -61,7 +58,7 @@ class Series:
     @property
     def session_only(self):
         """Improvement and pain are rated per session: no baseline to compare with."""
-        return self.instrument.code in SESSION_ONLY
+        return self.instrument.code in scales.PER_SESSION
 
     @property
     def verdict(self):
@@ -314,7 +311,7 @@ def clinic_outcomes(*, start, end, treatment=None, scar_type=None, instrument=No
     )
     scores = (
         Assessment.objects.filter(**in_range)
-        .exclude(instrument__in=SESSION_ONLY)
+        .exclude(instrument__in=scales.PER_SESSION)
         .annotate(baseline_total=Subquery(baseline))
         .exclude(baseline_total=None)
     )

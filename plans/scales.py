@@ -352,6 +352,10 @@ INSTRUMENTS: dict[str, Instrument] = {instrument.code: instrument for instrument
 CHOICES: list[tuple[str, str]] = [(code, inst.name) for code, inst in INSTRUMENTS.items()]
 
 
+# Rated per session (improvement, pain): they have no baseline to compare with.
+PER_SESSION = frozenset({"gais_clinician", "gais_patient", "pain"})
+
+
 def get(code: str) -> Instrument:
     try:
         return INSTRUMENTS[code]

@@ -530,7 +530,7 @@ def _site_instruments(sites):
     used = {}
     for site_id, code in (
         Assessment.objects.filter(scar_site__in=sites)
-        .exclude(instrument__in=["gais_clinician", "gais_patient", "pain"])
+        .exclude(instrument__in=scales.PER_SESSION)
         .order_by("assessed_on", "pk")
         .values_list("scar_site_id", "instrument")
     ):
