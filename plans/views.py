@@ -73,7 +73,7 @@ def _overrides_from(post):
     }
 
 
-def _blocked(request, exc):
+def _blocked(request):
     if request.user.has_perm(services.OVERRIDE_PERMISSION):
         messages.error(
             request,
@@ -163,7 +163,8 @@ def patient_detail(request, pk):
     )
     latest = {}
     if clinical:
-        for assessment in patient.assessments.order_by("assessed_on", "pk"):
+        # Only the latest per site and instrument is shown: skip the item details.
+        for assessment in patient.assessments.defer("items", "notes").order_by("assessed_on", "pk"):
             latest[(assessment.scar_site_id, assessment.instrument)] = assessment
     for site in sites:
         site.latest_scores = [
@@ -359,8 +360,8 @@ def plan_activate(request, pk):
         sessions = services.plan_activate(
             plan=plan, user=request.user, overrides=_overrides_from(request.POST)
         )
-    except services.SafetyBlocked as exc:
-        _blocked(request, exc)
+    except services.SafetyBlocked:
+        _blocked(request)
         return plan_detail(request, pk)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
@@ -393,7 +394,7 @@ def plan_status(request, pk, action):
             )
             messages.success(request, f"Plan resumed from {restart:%d %b %Y}.")
     except services.SafetyBlocked as exc:
-        _blocked(request, exc)
+        _blocked(request)
         for checked in exc.findings:
             messages.error(request, f"{checked.on:%d %b %Y}: {checked.finding.message}")
     except ValidationError as exc:
@@ -427,7 +428,7 @@ def session_move(request, pk):
                 expected_version=form.cleaned_data["version"],
             )
         except services.SafetyBlocked as exc:
-            _blocked(request, exc)
+            _blocked(request)
             blocked = exc.findings
         except services.StaleEdit as exc:
             form.add_error(None, str(exc))
@@ -469,7 +470,7 @@ def session_book(request, pk):
                 overrides=_overrides_from(request.POST),
             )
         except services.SafetyBlocked as exc:
-            _blocked(request, exc)
+            _blocked(request)
             blocked = exc.findings
         except PermissionDenied:
             messages.error(request, "Only a clinician can override a blocking safety rule.")
@@ -615,7 +616,7 @@ def session_log(request, pk):
                     expected_version=_int(request.POST.get("version")),
                 )
             except services.SafetyBlocked as exc:
-                _blocked(request, exc)
+                _blocked(request)
                 open_blocks = exc.findings
             except services.StaleEdit as exc:
                 messages.error(request, str(exc))
