@@ -7,7 +7,13 @@ class ClinicConfig(AppConfig):
     verbose_name = "Clinic"
 
     def ready(self):
+        from django.conf import settings
+        from PIL import Image
+
         from clinic import roles
+
+        # Every image Pillow opens in this process, not only uploads, refuses bombs.
+        Image.MAX_IMAGE_PIXELS = settings.UPLOAD_MAX_IMAGE_PIXELS
         from clinic.models import User
 
         # Runs after every migrate, once all apps' permissions exist, so that a later

@@ -110,6 +110,20 @@ STATICFILES_DIRS = [
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_URL = "/media-is-not-served/"
 FILE_UPLOAD_PERMISSIONS = 0o640
+# Upload limits, enforced while the request is read (clinic.uploads.CappedUploadHandler keeps
+# nothing past the largest) and per field by clinic.uploads.UploadCheck.
+CONSENT_MAX_BYTES = env_int("CONSENT_MAX_MB", 20, minimum=1) * 1_000_000
+PHOTO_MAX_BYTES = env_int("PHOTO_MAX_MB", 15, minimum=1) * 1_000_000
+UPLOAD_MAX_BYTES = max(CONSENT_MAX_BYTES, PHOTO_MAX_BYTES)
+# A 50-megapixel camera is the largest a clinic uses; more is a decompression bomb.
+UPLOAD_MAX_IMAGE_PIXELS = 50_000_000
+PHOTO_MAX_SIDE = 4096  # photos are re-encoded no larger than this on their long side
+REPORT_PHOTO_SIDE = 1200  # reports and PDFs embed a copy no larger than this
+FILE_UPLOAD_HANDLERS = [
+    "clinic.uploads.CappedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

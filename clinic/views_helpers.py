@@ -4,6 +4,8 @@ from django.core.paginator import Paginator
 from django.utils.dateparse import parse_date
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from clinic.validators import in_clinic_range
+
 PAGE_SIZE = 25
 
 
@@ -23,8 +25,10 @@ def safe_next(request, default):
 
 
 def date_param(text):
-    """A YYYY-MM-DD date from a request parameter; None when missing, garbled or impossible."""
+    """A YYYY-MM-DD date from a request parameter; None when missing, garbled, impossible or
+    outside the dates the clinic works with (clinic.validators)."""
     try:
-        return parse_date(text or "")
+        day = parse_date(text or "")
     except ValueError:
         return None
+    return day if in_clinic_range(day) else None

@@ -15,6 +15,8 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from clinic.models import TimeStamped
+from clinic.uploads import JPEG, PDF, PNG, UploadCheck, random_name
+from clinic.validators import validate_clinic_date
 
 
 class ArchivableQuerySet(models.QuerySet):
@@ -90,7 +92,7 @@ class Patient(Archivable, TimeStamped):
     )
     first_name = models.CharField(max_length=80)
     last_name = models.CharField(max_length=80)
-    date_of_birth = models.DateField()
+    date_of_birth = models.DateField(validators=[validate_clinic_date])
     sex = models.CharField(max_length=1, choices=Sex, default=Sex.OTHER)
     phone = models.CharField(max_length=40, blank=True)
     email = models.EmailField(blank=True)
@@ -149,7 +151,7 @@ class AcneActivity(TimeStamped):
         SEVERE = "severe", "Severe"
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="acne_records")
-    recorded_on = models.DateField(default=timezone.localdate)
+    recorded_on = models.DateField(default=timezone.localdate, validators=[validate_clinic_date])
     level = models.CharField(max_length=10, choices=Level)
     note = models.CharField(max_length=200, blank=True)
     recorded_by = models.ForeignKey(
@@ -189,9 +191,17 @@ class MedicalFlag(TimeStamped):
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="flags")
     kind = models.CharField(max_length=24, choices=Kind)
     started_on = models.DateField(
-        null=True, blank=True, help_text="Leave empty if it applies since before records began."
+        null=True,
+        blank=True,
+        help_text="Leave empty if it applies since before records began.",
+        validators=[validate_clinic_date],
     )
-    ended_on = models.DateField(null=True, blank=True, help_text="Leave empty while ongoing.")
+    ended_on = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Leave empty while ongoing.",
+        validators=[validate_clinic_date],
+    )
     detail = models.CharField(max_length=200, blank=True, help_text="e.g. drug and dose.")
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -226,7 +236,7 @@ class MedicalFlag(TimeStamped):
 
 
 def consent_upload_to(consent, filename):
-    return f"consents/{consent.patient_id}/{filename}"
+    return random_name(f"consents/{consent.patient_id}", filename)
 
 
 class Consent(TimeStamped):
@@ -237,9 +247,14 @@ class Consent(TimeStamped):
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="consents")
     kind = models.CharField(max_length=24, choices=Kind)
-    signed_on = models.DateField()
-    withdrawn_on = models.DateField(null=True, blank=True)
-    scanned_file = models.FileField(upload_to=consent_upload_to, blank=True)
+    signed_on = models.DateField(validators=[validate_clinic_date])
+    withdrawn_on = models.DateField(null=True, blank=True, validators=[validate_clinic_date])
+    scanned_file = models.FileField(
+        upload_to=consent_upload_to,
+        blank=True,
+        validators=[UploadCheck((PDF, JPEG, PNG), "CONSENT_MAX_BYTES", "consent scan")],
+        help_text="PDF, JPEG or PNG.",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -309,7 +324,9 @@ class ScarSite(Archivable, TimeStamped):
     body_site = models.CharField(max_length=20, choices=BodySite)
     scar_types = models.ManyToManyField(ScarType, related_name="scar_sites")
     description = models.TextField(blank=True)
-    first_recorded_on = models.DateField(default=timezone.localdate)
+    first_recorded_on = models.DateField(
+        default=timezone.localdate, validators=[validate_clinic_date]
+    )
     history = HistoricalRecords(m2m_fields=[scar_types])
 
     objects = ArchivableQuerySet.as_manager()

@@ -5,11 +5,12 @@ The patient's overview page, which shows plans and scores too, lives in plans.vi
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from clinic.uploads import private_file_response
 from clinic.views_helpers import paginate, safe_next
 from patients.forms import (
     AcneForm,
@@ -195,9 +196,9 @@ def consent_file(request, pk, consent_pk):
     consent = get_object_or_404(Consent, pk=consent_pk, patient=patient)
     if not consent.scanned_file:
         raise Http404("No scanned file.")
-    response = FileResponse(consent.scanned_file.open("rb"))
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return private_file_response(
+        consent.scanned_file, download_name=f"consent-{patient.record_number}-{consent.pk}"
+    )
 
 
 @permission_required("patients.add_scarsite", raise_exception=True)

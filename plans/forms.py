@@ -9,10 +9,11 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from clinic.roles import CLINICIAN
+from clinic.validators import validate_clinic_date
 from patients.forms import DATE
 from plans import parameters as parameter_rules
 from plans import scales
-from plans.models import AdverseEvent, Course, Plan, Treatment
+from plans.models import PHOTO_CHECK, AdverseEvent, Course, Plan, Treatment
 
 TIME = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
 
@@ -86,7 +87,12 @@ class InstrumentForm(forms.Form):
 
 class BaselineChoiceForm(forms.Form):
     instrument = forms.ChoiceField(choices=scales.CHOICES)
-    assessed_on = forms.DateField(widget=DATE, initial=timezone.localdate, label="Assessed on")
+    assessed_on = forms.DateField(
+        validators=[validate_clinic_date],
+        widget=DATE,
+        initial=timezone.localdate,
+        label="Assessed on",
+    )
     notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
     def clean_assessed_on(self):
@@ -191,7 +197,7 @@ CourseFormSet = forms.inlineformset_factory(
 
 
 class RescheduleForm(forms.Form):
-    date = forms.DateField(widget=DATE, label="New date")
+    date = forms.DateField(validators=[validate_clinic_date], widget=DATE, label="New date")
     time = forms.TimeField(widget=TIME, label="New time")
     shift_following = forms.BooleanField(
         required=False,
@@ -206,7 +212,7 @@ class RescheduleForm(forms.Form):
 
 class BookForm(forms.Form):
     course = forms.ModelChoiceField(queryset=Course.objects.none(), label="Course")
-    date = forms.DateField(widget=DATE)
+    date = forms.DateField(validators=[validate_clinic_date], widget=DATE)
     time = forms.TimeField(widget=TIME)
 
     def __init__(self, *args, plan, **kwargs):
@@ -323,11 +329,11 @@ class SiteOutcomeForm(forms.Form):
             "max_value": "Pain must be a whole number from 0 to 10.",
         },
     )
-    photo = forms.ImageField(
+    photo = forms.FileField(
         required=False,
         label="Photo",
-        help_text="JPEG or PNG.",
-        error_messages={"invalid_image": "Photo must be a JPEG, PNG or WebP image."},
+        help_text="JPEG, PNG or WebP.",
+        validators=[PHOTO_CHECK],
     )
     photo_caption = forms.CharField(required=False, max_length=200, label="Photo caption")
 
@@ -352,4 +358,9 @@ AdverseEventFormSet = forms.formset_factory(AdverseEventForm, extra=2)
 
 
 class ResolveForm(forms.Form):
-    resolved_on = forms.DateField(widget=DATE, initial=timezone.localdate, label="Resolved on")
+    resolved_on = forms.DateField(
+        validators=[validate_clinic_date],
+        widget=DATE,
+        initial=timezone.localdate,
+        label="Resolved on",
+    )

@@ -7,7 +7,6 @@ session parameters). Writes touching several models live in services.py.
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import FileExtensionValidator
 from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -15,6 +14,8 @@ from simple_history.models import HistoricalRecords
 
 from clinic.models import TimeStamped
 from clinic.timeutils import day_bounds, day_start
+from clinic.uploads import JPEG, PNG, WEBP, UploadCheck, is_new_upload, random_name, reencode_image
+from clinic.validators import validate_clinic_date
 from patients.models import Patient, ScarSite, ScarType
 from plans import safety, scales
 from plans.parameters import clean_parameters
@@ -213,7 +214,7 @@ class Plan(TimeStamped):
     title = models.CharField(max_length=120)
     goal = models.TextField(blank=True)
     clinician = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="plans")
-    start_date = models.DateField()
+    start_date = models.DateField(validators=[validate_clinic_date])
     preferred_time = models.TimeField(
         default="09:00", help_text="Time of day for generated sessions."
     )
@@ -330,12 +331,12 @@ class Session(TimeStamped):
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="sessions")
     # Kept beside plan.patient so that per-patient lists filter on an indexed column.
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="sessions")
-    scheduled_at = models.DateTimeField()
+    scheduled_at = models.DateTimeField(validators=[validate_clinic_date])
     status = models.CharField(max_length=10, choices=Status, default=Status.SCHEDULED)
     clinician = models.ForeignKey(
         USER, on_delete=models.PROTECT, null=True, blank=True, related_name="sessions"
     )
-    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True, validators=[validate_clinic_date])
     notes = models.TextField("clinical notes", blank=True, help_text="Staff only.")
     version = models.PositiveIntegerField(default=1, editable=False)
     history = HistoricalRecords()
@@ -449,7 +450,7 @@ class Assessment(TimeStamped):
         Session, on_delete=models.PROTECT, null=True, blank=True, related_name="assessments"
     )
     instrument = models.CharField(max_length=20, choices=scales.CHOICES)
-    assessed_on = models.DateField(default=timezone.localdate)
+    assessed_on = models.DateField(default=timezone.localdate, validators=[validate_clinic_date])
     assessor = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="assessments")
     items = models.JSONField()
     total = models.SmallIntegerField(editable=False)
@@ -549,8 +550,8 @@ class AdverseEvent(TimeStamped):
     )
     kind = models.CharField(max_length=24, choices=Kind)
     severity = models.CharField(max_length=10, choices=Severity)
-    onset_on = models.DateField(default=timezone.localdate)
-    resolved_on = models.DateField(null=True, blank=True)
+    onset_on = models.DateField(default=timezone.localdate, validators=[validate_clinic_date])
+    resolved_on = models.DateField(null=True, blank=True, validators=[validate_clinic_date])
     notes = models.TextField(blank=True)
     recorded_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
     history = HistoricalRecords()
@@ -583,7 +584,7 @@ class AdverseEvent(TimeStamped):
 
 
 def validate_image_content(upload):
-    """The file must really be an image, whatever its name says."""
+    """Kept for migration 0003; new code checks photos with PHOTO_CHECK."""
     from PIL import Image
 
     try:
@@ -596,7 +597,10 @@ def validate_image_content(upload):
 
 
 def photo_upload_to(photo, filename):
-    return f"photos/{photo.session.patient_id}/{photo.session_id}/{filename}"
+    return random_name(f"photos/{photo.session.patient_id}", filename)
+
+
+PHOTO_CHECK = UploadCheck((JPEG, PNG, WEBP), "PHOTO_MAX_BYTES", "photo")
 
 
 class SessionPhoto(TimeStamped):
@@ -604,14 +608,8 @@ class SessionPhoto(TimeStamped):
 
     session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="photos")
     scar_site = models.ForeignKey(ScarSite, on_delete=models.PROTECT, related_name="photos")
-    image = models.ImageField(
-        upload_to=photo_upload_to,
-        validators=[
-            FileExtensionValidator(["jpg", "jpeg", "png", "webp"]),
-            validate_image_content,
-        ],
-    )
-    taken_on = models.DateField(default=timezone.localdate)
+    image = models.ImageField(upload_to=photo_upload_to, validators=[PHOTO_CHECK])
+    taken_on = models.DateField(default=timezone.localdate, validators=[validate_clinic_date])
     caption = models.CharField(max_length=200, blank=True)
     taken_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
     history = HistoricalRecords()
@@ -621,6 +619,13 @@ class SessionPhoto(TimeStamped):
 
     def __str__(self):
         return f"Photo of {self.scar_site} on {self.taken_on}"
+
+    def save(self, *args, **kwargs):
+        if is_new_upload(self.image):
+            # Drawn afresh: the camera's EXIF (location included) stays behind, and the
+            # orientation it recorded is applied to the pixels.
+            self.image = reencode_image(self.image)
+        super().save(*args, **kwargs)
 
     def clean(self):
         if (

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.cache import cache_control
 
 from clinic.csv_export import csv_response
+from clinic.validators import validate_clinic_date
 from patients.forms import DATE
 from patients.models import ScarType
 from patients.views import get_patient
@@ -36,10 +37,13 @@ def _report_context(request, patient, plan=None, *, pdf=False):
 
 def _pdf_response(request, context, filename):
     from weasyprint import HTML
+    from weasyprint.urls import URLFetcher
 
     started = time.monotonic()
     html = render_to_string("reports/report_pdf.html", context, request=request)
-    pdf = HTML(string=html, base_url=request.build_absolute_uri("/")).write_pdf()
+    # Photos are embedded as data: URLs; nothing else is ever fetched, from anywhere.
+    fetcher = URLFetcher(allowed_protocols={"data"})
+    pdf = HTML(string=html, url_fetcher=fetcher).write_pdf()
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["X-Render-Seconds"] = f"{time.monotonic() - started:.2f}"
@@ -148,8 +152,8 @@ def _in_definition_order(row):
 
 
 class OutcomesForm(forms.Form):
-    start = forms.DateField(widget=DATE, label="From")
-    end = forms.DateField(widget=DATE, label="To")
+    start = forms.DateField(validators=[validate_clinic_date], widget=DATE, label="From")
+    end = forms.DateField(validators=[validate_clinic_date], widget=DATE, label="To")
     treatment = forms.ModelChoiceField(Treatment.objects.all(), required=False)
     scar_type = forms.ModelChoiceField(ScarType.objects.all(), required=False)
     instrument = forms.ChoiceField(

@@ -6,15 +6,17 @@ the database.
 """
 
 import base64
-import mimetypes
+import logging
 from dataclasses import dataclass, field
 from datetime import date
 
+from django.conf import settings
 from django.db.models import Avg, Count, F, OuterRef, Prefetch, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
 from clinic.timeutils import day_bounds, day_start
+from clinic.uploads import thumbnail_bytes
 from patients.models import Consent, ScarSite
 from plans import charts, scales
 from plans.models import (
@@ -26,6 +28,8 @@ from plans.models import (
     SessionPhoto,
     SessionTreatment,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -248,10 +252,14 @@ def _photo_pairs(patient, sites, sessions, embed):
 
 
 def _data_uri(photo):
-    """The image inline, so that the PDF renderer needs no logged-in request."""
-    kind = mimetypes.guess_type(photo.image.name)[0] or "image/jpeg"
-    with photo.image.open("rb") as handle:
-        return f"data:{kind};base64,{base64.b64encode(handle.read()).decode()}"
+    """A report-sized copy inline, so that the PDF renderer needs no logged-in request."""
+    try:
+        with photo.image.open("rb") as handle:
+            kind, data = thumbnail_bytes(handle, settings.REPORT_PHOTO_SIDE)
+    except Exception:  # a damaged or pre-check file must not take the report down
+        logger.warning("Photo %s could not be read for a report", photo.pk, exc_info=True)
+        return ""
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
 
 
 # --- clinic outcomes -----------------------------------------------------------------------

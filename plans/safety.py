@@ -5,12 +5,15 @@ that every rule can be tested, and shown on the help page, without a database.
 """
 
 import calendar
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
+
+logger = logging.getLogger(__name__)
 
 
 class Action(StrEnum):
@@ -152,9 +155,12 @@ def involves_salicylate(treatment: TreatmentFacts, parameters: Mapping) -> bool:
 
 
 def add_months(day: date, months: int) -> date:
-    """Calendar months later, on the same day or the month's last day if shorter."""
+    """Calendar months later, on the same day or the month's last day if shorter; a date past
+    the calendar's end is its last day (an end "never" is still never)."""
     year, month_index = divmod(day.month - 1 + months, 12)
     year += day.year
+    if year > date.max.year:
+        return date.max
     last_day = calendar.monthrange(year, month_index + 1)[1]
     return date(year, month_index + 1, min(day.day, last_day))
 
@@ -404,8 +410,22 @@ def evaluate(
         window = rule.default_window
         if setting is not None and setting.window is not None:
             window = setting.window
-        message = rule.check(ctx, window)
+        try:
+            message = rule.check(ctx, window)
+        except Exception:
+            # A rule that cannot be evaluated (a damaged record, a date at the calendar's end)
+            # must not hide a risk nor take the page down: it blocks until someone checks.
+            logger.exception("Safety rule %s could not be evaluated for %s", rule.code, ctx.on)
+            findings.append(Finding(rule.code, rule.title, Action.BLOCK, _could_not_check(rule)))
+            continue
         if message:
             action = Action(setting.action) if setting is not None else rule.default_action
             findings.append(Finding(rule.code, rule.title, action, message))
     return sorted(findings, key=lambda f: _SEVERITY[f.action])
+
+
+def _could_not_check(rule: Rule) -> str:
+    return (
+        f"Could not check: {rule.title}. A record this rule reads (a medical flag, acne record "
+        "or session date) could not be evaluated. Check the patient's record before going ahead."
+    )

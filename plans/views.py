@@ -9,12 +9,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Min, Prefetch, Q
-from django.http import FileResponse, HttpResponseForbidden
+from django.http import HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from clinic.uploads import private_file_response
 from clinic.views_helpers import date_param, paginate, safe_next
 from patients.models import Consent, ScarSite
 from patients.views import get_patient
@@ -773,6 +774,4 @@ def photo(request, pk):
     )
     if not any(c.in_force_on(item.taken_on) for c in consents):
         return HttpResponseForbidden("No clinical photography consent on file for this photo.")
-    response = FileResponse(item.image.open("rb"))
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return private_file_response(item.image, download_name=f"photo-{item.pk}", inline_images=True)

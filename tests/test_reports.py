@@ -472,7 +472,8 @@ def test_pdf_embeds_photos_inline_as_data_uris(clinician, clinician_client, stor
 
     report = build_report(story.patient, embed_photos=True)
     (site,) = report.sites
-    assert site.photos.before.src.startswith("data:image/png;base64,")
+    # A report-sized JPEG copy, not the stored original (issue 11).
+    assert site.photos.before.src.startswith("data:image/jpeg;base64,")
     assert site.photos.latest is None
 
     response = clinician_client.get(reverse("patient_report_pdf", args=[story.patient.pk]))

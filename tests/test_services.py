@@ -1,6 +1,7 @@
 """Writes that span several records: plans, their calendars, safety overrides and logging."""
 
 import io
+import re
 from datetime import date, datetime
 from pathlib import Path
 
@@ -1064,7 +1065,8 @@ def test_a_session_photo_is_stored_under_the_media_root(plan_for, clinician, che
     photo = SessionPhoto.objects.get()
     stored = Path(photo.image.path)
     assert stored.is_relative_to(media_root)
-    assert photo.image.name == f"photos/{cheek.patient_id}/{session.pk}/cheek.png"
+    # A random name: nothing of the patient or the original file name in it (issue 11).
+    assert re.fullmatch(rf"photos/{cheek.patient_id}/[0-9a-f]{{32}}\.png", photo.image.name)
     with Image.open(stored) as image:
         assert image.size == (2, 2)
     assert (photo.scar_site, photo.taken_on, photo.taken_by, photo.caption) == (
