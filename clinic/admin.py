@@ -13,7 +13,18 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from simple_history.admin import SimpleHistoryAdmin
 
-from clinic.models import User
+from clinic.models import (
+    Absence,
+    CalendarFeed,
+    Closure,
+    Device,
+    DeviceKind,
+    Location,
+    OpeningHours,
+    Room,
+    User,
+    WorkingPattern,
+)
 from clinic.roles import MANAGER
 
 SUPERUSER_ONLY_FIELDS = ("is_superuser", "is_staff", "user_permissions")
@@ -71,3 +82,105 @@ admin.site.unregister(Group)
 @admin.register(Group)
 class GroupAdmin(SimpleHistoryAdmin, BaseGroupAdmin):
     pass
+
+
+# --- the appointment book's set-up (manager only; every change kept in history) -------------
+
+
+class OpeningHoursInline(admin.TabularInline):
+    model = OpeningHours
+    extra = 0
+
+
+class RoomInline(admin.TabularInline):
+    model = Room
+    fields = ("name", "is_active")
+    extra = 0
+
+
+class DeviceInline(admin.TabularInline):
+    model = Device
+    fields = ("name", "kind", "is_active")
+    extra = 0
+
+
+class SetupAdmin(SimpleHistoryAdmin):
+    """Set-up records are changed, not deleted: a room or device in use stays on the record."""
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+@admin.register(Location)
+class LocationAdmin(SetupAdmin):
+    list_display = ("name", "phone", "is_active")
+    list_filter = ("is_active",)
+    search_fields = ("name",)
+    inlines = [OpeningHoursInline, RoomInline, DeviceInline]
+
+
+@admin.register(Closure)
+class ClosureAdmin(SetupAdmin):
+    list_display = ("reason", "location", "first_day", "last_day")
+    list_select_related = ("location",)
+    list_filter = ("location",)
+    ordering = ("-first_day",)
+
+
+@admin.register(Room)
+class RoomAdmin(SetupAdmin):
+    list_display = ("name", "location", "is_active")
+    list_filter = ("location", "is_active")
+    list_select_related = ("location",)
+
+
+@admin.register(DeviceKind)
+class DeviceKindAdmin(SetupAdmin):
+    list_display = ("name", "code")
+
+
+@admin.register(Device)
+class DeviceAdmin(SetupAdmin):
+    list_display = ("name", "kind", "location", "is_active")
+    list_select_related = ("kind", "location")
+    list_filter = ("location", "kind", "is_active")
+
+
+class WorkingPatternInline(admin.TabularInline):
+    model = WorkingPattern
+    extra = 0
+
+
+@admin.register(WorkingPattern)
+class WorkingPatternAdmin(SetupAdmin):
+    list_display = ("clinician", "location", "weekday", "starts", "ends")
+    list_select_related = ("clinician", "location")
+    list_filter = ("location", "weekday", "clinician")
+
+
+@admin.register(Absence)
+class AbsenceAdmin(SetupAdmin):
+    list_display = ("clinician", "reason", "first_day", "last_day")
+    list_select_related = ("clinician",)
+    list_filter = ("clinician",)
+    ordering = ("-first_day",)
+
+
+@admin.register(OpeningHours)
+class OpeningHoursAdmin(SetupAdmin):
+    list_display = ("location", "weekday", "starts", "ends")
+    list_select_related = ("location",)
+    list_filter = ("location", "weekday")
+
+
+@admin.register(CalendarFeed)
+class CalendarFeedAdmin(admin.ModelAdmin):
+    """Who has a calendar feed turned on; the secret token itself is never shown."""
+
+    list_display = ("user", "created_at")
+    list_select_related = ("user",)
+    fields = ("user", "created_at")
+    readonly_fields = ("user", "created_at")
+
+    def has_add_permission(self, request):
+        return False

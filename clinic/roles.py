@@ -20,9 +20,13 @@ def _perms(app_label, model, actions):
     return {f"{app_label}.{action}_{model}" for action in actions}
 
 
+_DIARY_SETUP = ("location", "openinghours", "closure", "room", "devicekind", "device")
+_DIARY_STAFF = ("workingpattern", "absence")
+
 _FRONT_DESK = (
     # demographics, consents on paper, booking and moving sessions; nothing clinical
-    _perms("patients", "patient", _VIEW_ADD_CHANGE)
+    {f"clinic.view_{model}" for model in _DIARY_SETUP + _DIARY_STAFF}
+    | _perms("patients", "patient", _VIEW_ADD_CHANGE)
     | _perms("patients", "consent", _VIEW_ADD_CHANGE)
     | _perms("patients", "scarsite", _VIEW)
     | _perms("patients", "scartype", _VIEW)
@@ -50,12 +54,14 @@ _CLINICIAN = (
 )
 _MANAGER = (
     _CLINICIAN
-    | {"patients.archive_patient", "plans.view_outcomes"}
+    | {"patients.archive_patient", "plans.view_outcomes", "plans.book_outside_hours"}
+    | {"clinic.view_calendarfeed"}  # who has a feed on; the secret link is never shown
     | _perms("clinic", "user", _VIEW_ADD_CHANGE)
     | _perms("auth", "group", _VIEW)
     | _perms("plans", "treatment", _VIEW_ADD_CHANGE)
     | _perms("plans", "treatmentparameter", _VIEW_ADD_CHANGE)
     | _perms("plans", "safetyrulesetting", _VIEW_ADD_CHANGE)
+    | {f"clinic.{a}_{model}" for model in _DIARY_SETUP + _DIARY_STAFF for a in _VIEW_ADD_CHANGE}
 )
 
 # Nobody but a superuser deletes anything: clinical records are archived instead.

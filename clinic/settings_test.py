@@ -23,3 +23,9 @@ WHITENOISE_USE_FINDERS = True
 # No persistent connections: a live-server thread must not keep the test database open
 # when it is dropped at the end (PostgreSQL refuses to drop a database in use).
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    # A file, not SQLite's shared-cache memory database: that one answers "table is locked"
+    # at once instead of waiting, so tests could not show two users' writes queueing up.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"cicatrix-test-{os.getpid()}.sqlite3")
+    }

@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 
@@ -199,13 +200,60 @@ class SafetyOverrideInline(ReadOnlyInline, admin.TabularInline):
     readonly_fields = fields
 
 
+class SessionAdminForm(forms.ModelForm):
+    """A correction in the admin may not double-book anyone either (SQLite has no exclusion
+    constraint; on PostgreSQL this gives the message before the database refuses)."""
+
+    class Meta:
+        model = Session
+        fields = "__all__"  # noqa: DJ007 - the admin's fieldsets choose; this adds a check
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("scheduled_at"), cleaned.get("ends_at")
+        if not (start and end and end > start) or cleaned.get("status") not in Session.HOLDS_TIME:
+            return cleaned
+        from plans import booking, diary
+
+        av = diary.load(None, diary.local_day(start), diary.local_day(end))
+        slot = booking.Slot(
+            start,
+            end,
+            getattr(cleaned.get("clinician"), "pk", None),
+            getattr(cleaned.get("room"), "pk", None),
+            getattr(cleaned.get("device"), "pk", None),
+        )
+        patient = getattr(cleaned.get("patient"), "pk", None)
+        ignore = [self.instance.pk] if self.instance.pk else []
+        clashes = [
+            p
+            for p in booking.problems(av, slot, patient=patient, ignore=ignore)
+            if p.code == "clash"
+        ]
+        if clashes:
+            raise forms.ValidationError([p.message for p in clashes])
+        return cleaned
+
+
 @admin.register(Session)
 class SessionAdmin(ClinicalAdmin):
-    list_display = ("scheduled_at", "patient", "plan", "treatment_names", "status", "clinician")
-    list_filter = ("status", "clinician", "treatments__treatment")
+    form = SessionAdminForm
+    list_display = (
+        "scheduled_at",
+        "ends_at",
+        "patient",
+        "kind",
+        "plan",
+        "treatment_names",
+        "status",
+        "clinician",
+        "location",
+        "room",
+    )
+    list_filter = ("status", "kind", "location", "clinician", "treatments__treatment")
     search_fields = PATIENT_SEARCH
     autocomplete_fields = ("patient", "clinician", "plan")
-    list_select_related = ("patient", "plan__patient", "clinician")
+    list_select_related = ("patient", "plan__patient", "clinician", "location", "room__location")
     date_hierarchy = "scheduled_at"
     ordering = ("-scheduled_at",)
     readonly_fields = ("completed_at",)

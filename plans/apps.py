@@ -4,9 +4,10 @@ from django.db.models.signals import post_migrate
 
 
 def _restore_catalogue(sender, apps=None, **kwargs):
-    from plans.catalogue import ensure_catalogue
+    from plans.catalogue import ensure_appointment_defaults, ensure_catalogue
 
-    ensure_catalogue(apps or global_apps)
+    apps = apps or global_apps
+    ensure_appointment_defaults(apps, ensure_catalogue(apps))
 
 
 class PlansConfig(AppConfig):

@@ -181,13 +181,50 @@ RULE_SETTINGS = [
 ]
 
 
+# Equipment kinds the catalogue's treatments need (the manager adds more in the admin).
+DEVICE_KINDS = {
+    "pulsed_dye_laser": "Pulsed-dye laser",
+    "cryotherapy_unit": "Cryotherapy unit",
+}
+# code: (appointment minutes, device kind). Home treatments are a regimen; their minutes are
+# the length of a review visit in clinic. DOMAIN.md "The clinic's day" (check).
+APPOINTMENTS = {
+    "aha": (15, None),
+    "lactic_acid": (15, None),
+    "salicylic_acid": (15, None),
+    "pulsed_dye_laser": (30, "pulsed_dye_laser"),
+    "cryotherapy": (30, "cryotherapy_unit"),
+    "chemical_peel": (45, None),
+    "microneedling": (60, None),
+}
+# Appointments outside a plan, with their usual length in minutes.
+VISIT_MINUTES = {"consultation": 30, "review": 15, "patch_test": 15, "photo": 15}
+
+
+def ensure_appointment_defaults(apps, codes):
+    """Device kinds, and the length and equipment of the catalogue treatments `codes`."""
+    DeviceKind = apps.get_model("clinic", "DeviceKind")
+    Treatment = apps.get_model("plans", "Treatment")
+    kinds = {
+        code: DeviceKind.objects.get_or_create(code=code, defaults={"name": name})[0]
+        for code, name in DEVICE_KINDS.items()
+    }
+    for code in set(codes) & APPOINTMENTS.keys():
+        minutes, kind = APPOINTMENTS[code]
+        Treatment.objects.filter(code=code).update(
+            duration_minutes=minutes, device_kind=kinds[kind] if kind else None
+        )
+
+
 def ensure_catalogue(apps):
-    """Create the seed's treatments, their parameters and rule settings where missing."""
+    """Create the seed's treatments, their parameters and rule settings where missing; returns
+    the codes of the treatments it created."""
     Treatment = apps.get_model("plans", "Treatment")
     TreatmentParameter = apps.get_model("plans", "TreatmentParameter")
     ScarType = apps.get_model("patients", "ScarType")
     SafetyRuleSetting = apps.get_model("plans", "SafetyRuleSetting")
     scar_types = {t.code: t for t in ScarType.objects.all()}
+    created_codes = []
     for code, row in TREATMENTS.items():
         (name, setting, category, depth, salicylate, clear, best_for) = row[:7]
         (sessions, interval, minimum, description, notes) = row[7:]
@@ -209,6 +246,7 @@ def ensure_catalogue(apps):
         )
         if not created:
             continue
+        created_codes.append(code)
         treatment.best_for.set([scar_types[c] for c in best_for if c in scar_types])
         TreatmentParameter.objects.bulk_create(
             TreatmentParameter(
@@ -231,3 +269,4 @@ def ensure_catalogue(apps):
         SafetyRuleSetting.objects.get_or_create(
             rule=rule, defaults={"action": action, "window": window}
         )
+    return created_codes

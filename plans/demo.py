@@ -9,6 +9,12 @@ in chunks of patients, inside one transaction; no per-row save() or query and no
 calls. What the services would compute is computed here from the same pure modules:
 plans.scheduling for calendars, plans.scales for totals, plans.safety for the overrides that
 a blocking finding on a logged session needs.
+
+Every visit is placed in the demo clinic's diary (clinic/demo.py sets it up first): at the
+plan's location, inside its opening hours and the clinician's working pattern, off closures
+and absences, with a free room and device, and never over another visit of the same
+clinician, room, device or patient. The `Diary` below keeps who is busy when in memory, so
+placing costs no query.
 """
 
 import time
@@ -27,6 +33,16 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image, ImageDraw
 
+from clinic.demo import OTHER_CLINICIANS
+from clinic.models import (
+    Absence,
+    Closure,
+    Device,
+    Location,
+    OpeningHours,
+    Room,
+    WorkingPattern,
+)
 from clinic.roles import CLINICIAN
 from patients.demo import (
     DEMO_PREFIX,
@@ -54,13 +70,14 @@ from plans.models import (
 from plans.parameters import clean_parameters
 
 CHUNK = 1000  # patients per build-and-insert round
-OTHER_CLINICIANS = (
-    # username, first, last, title
-    ("dr_okafor", "Chidi", "Okafor", "Consultant dermatologist"),
-    ("nurse_lindqvist", "Sofia", "Lindqvist", "Aesthetic nurse practitioner"),
-)
-# Start times of 30-minute visits: 08:30 to 17:00, so the last one ends at 17:30.
+# Preferred start times of generated plans: 08:30 to 17:00. The diary places each visit at
+# the nearest free time to it inside the location's opening hours.
 SLOTS = tuple(clock(8 + (30 + 15 * n) // 60, (30 + 15 * n) % 60) for n in range(35))
+# Plans per clinician: the demo login, Dr Okafor, Nurse Lindqvist. A big demo's generated
+# colleagues (clinic/demo.py) get plans in proportion to their working hours instead.
+CLINICIAN_WEIGHTS = (65, 20, 15)
+GRID = 15  # minutes: the diary's rows
+REACH = 7  # days a visit may move to find a free slot
 RAISED = frozenset({"hypertrophic", "keloid"})
 ATROPHIC = frozenset({"icepick", "boxcar", "rolling"})
 
@@ -304,6 +321,7 @@ class PlanSpec:
     status: str
     clinician: object
     at: clock
+    location: int | None = None  # None: chosen from the clinician's week (the stories)
     goal: str = ""
     notes: str = ""
     stop_on: date | None = None  # on hold / cancelled from this day (None: before activation)
@@ -378,10 +396,235 @@ def _weighted(rng, pairs):
     return rng.choices(values, weights=weights)[0]
 
 
-def _weekday(day):
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return day
+# --- the demo clinic's diary ------------------------------------------------------------------
+
+
+def _row(moment, *, up=False):
+    """The 15-minute row a wall-clock time falls in (rounded up with `up`)."""
+    minutes = moment.hour * 60 + moment.minute
+    return -(-minutes // GRID) if up else minutes // GRID
+
+
+def _rows(starts, ends):
+    """The rows of [starts, ends) as the bits of an int (only whole rows inside it)."""
+    first, last = _row(starts, up=True), _row(ends)
+    return ((1 << (last - first)) - 1) << first if last > first else 0
+
+
+def _runs(free, length):
+    """The rows where `length` free rows in a row begin: where a visit can start."""
+    starts = free
+    for shift in range(1, length):
+        starts &= free >> shift
+    return starts
+
+
+def _nearest(starts, preferred):
+    """The first start at or after the preferred row, else the last one before it."""
+    later = starts >> preferred
+    if later:
+        return preferred + (later & -later).bit_length() - 1
+    return (starts & ((1 << preferred) - 1)).bit_length() - 1
+
+
+def _each_day(first, last):
+    return (first + timedelta(days=n) for n in range((last - first).days + 1))
+
+
+@dataclass(frozen=True)
+class Slot:
+    day: date
+    start: int  # row
+    length: int  # rows
+    clinician: int
+    room: int | None
+    device: int | None
+
+    @property
+    def rows(self):
+        return ((1 << self.length) - 1) << self.start
+
+    def bounds(self, tz, minutes):
+        """(starts, ends): aware datetimes, `minutes` long (whole rows are only held)."""
+        at = self.start * GRID
+        starts = datetime.combine(self.day, clock(at // 60, at % 60), tzinfo=tz)
+        return starts, starts + timedelta(minutes=minutes)
+
+
+class Diary:
+    """The demo clinic's appointment book in memory, to place visits without a query.
+
+    Who is busy when: per resource a dict keyed by (id, day) whose value is an int with one
+    bit per 15-minute row held, so a visit fits where a few ANDs and shifts come to zero.
+    Opening hours and working patterns are kept the same way, per weekday.
+    """
+
+    def __init__(self, today):
+        self.today = today
+        self.locations = list(Location.objects.active().order_by("pk").values_list("pk", flat=True))
+        if not self.locations:
+            raise RuntimeError("The demo plans need the demo locations (clinic/demo.py).")
+        opening = defaultdict(int)  # (location, weekday) -> rows open
+        for location, weekday, starts, ends in OpeningHours.objects.values_list(
+            "location", "weekday", "starts", "ends"
+        ):
+            opening[(location, weekday)] |= _rows(starts, ends)
+        # (clinician, location, weekday) -> rows they work there, inside its opening hours
+        self.working = defaultdict(int)
+        for clinician, location, weekday, starts, ends in WorkingPattern.objects.values_list(
+            "clinician", "location", "weekday", "starts", "ends"
+        ):
+            self.working[(clinician, location, weekday)] |= _rows(starts, ends)
+        self.staff = defaultdict(list)  # (location, weekday) -> clinicians who work there
+        self.hours = Counter()  # (clinician, location) -> rows a week
+        for key in sorted(self.working):
+            clinician, location, weekday = key
+            self.working[key] &= opening[(location, weekday)]
+            if self.working[key]:
+                self.staff[(location, weekday)].append(clinician)
+                self.hours[(clinician, location)] += self.working[key].bit_count()
+        self.closed = defaultdict(set)  # location (None: every location) -> days
+        for location, first, last in Closure.objects.values_list(
+            "location", "first_day", "last_day"
+        ):
+            self.closed[location].update(_each_day(first, last))
+        self.absent = defaultdict(set)  # clinician -> days
+        for clinician, first, last in Absence.objects.values_list(
+            "clinician", "first_day", "last_day"
+        ):
+            self.absent[clinician].update(_each_day(first, last))
+        self.rooms = defaultdict(list)  # location -> active rooms
+        for pk, location in (
+            Room.objects.filter(is_active=True).order_by("pk").values_list("pk", "location")
+        ):
+            self.rooms[location].append(pk)
+        self.devices = defaultdict(list)  # (location, device kind) -> active devices
+        for pk, location, kind in (
+            Device.objects.filter(is_active=True)
+            .order_by("pk")
+            .values_list("pk", "location", "kind")
+        ):
+            self.devices[(location, kind)].append(pk)
+        # (id, day) -> rows held, per resource; a patient's own visits only while building them
+        self.clinician_busy, self.room_busy, self.device_busy = {}, {}, {}
+        self.patient_busy = {}
+
+    def window(self, clinician, location, day):
+        """The rows a clinician can see patients at a location on a day (0: not at all)."""
+        rows = self.working.get((clinician, location, day.weekday()), 0)
+        if (
+            not rows
+            or day in self.closed.get(location, ())
+            or day in self.closed.get(None, ())
+            or day in self.absent.get(clinician, ())
+        ):
+            return 0
+        return rows
+
+    def locations_for(self, clinician, kinds):
+        """Where a clinician works that has a device of each of `kinds`."""
+        return [
+            location
+            for location in self.locations
+            if self.hours[(clinician, location)]
+            and all(self.devices.get((location, kind)) for kind in kinds)
+        ]
+
+    def workday(self, clinician, location, day, *, backwards=False):
+        """The first day from `day` on (or back) that the clinician works at the location."""
+        step = -1 if backwards else 1
+        for n in range(3 * REACH):
+            candidate = day + timedelta(days=step * n)
+            if self.window(clinician, location, candidate):
+                return candidate
+        return day
+
+    def new_patient(self):
+        self.patient_busy = {}
+
+    def place(self, *, day, preferred, minutes, clinician, location, room, kind, fixed, after):
+        """The nearest free slot to `preferred` on `day` for the clinician, else on the nearest
+        day they work there (up to REACH days away, on the same side of today, not before
+        `after`), else with a colleague working there; `fixed` keeps the day."""
+        length = -(-minutes // GRID)
+        preferred = _row(preferred)
+        # Wider and wider: only a clinic far too small for its patients gets past the first.
+        for reach, anyone, keep in (
+            (REACH, False, True),
+            (REACH, True, True),
+            (4 * REACH, True, True),
+            (4 * REACH, True, False),
+        ):
+            for candidate in self._days(day, fixed and keep, after if keep else None, reach):
+                people = self.staff.get((location, candidate.weekday()), ())
+                for person in people if anyone else (clinician,):
+                    slot = self._fit(candidate, person, location, length, preferred, room, kind)
+                    if slot is not None:
+                        self._hold(slot)
+                        return slot
+        raise RuntimeError(
+            f"The demo clinic has no free slot near {day} at location {location}: "
+            "it needs more clinicians or rooms for this many patients (clinic/demo.py)."
+        )
+
+    def _days(self, day, fixed, after, reach):
+        yield day
+        if fixed:
+            return
+        past = day < self.today
+        for n in range(1, reach + 1):
+            for candidate in (day + timedelta(days=n), day - timedelta(days=n)):
+                if (candidate < self.today) == past and (after is None or candidate >= after):
+                    yield candidate
+
+    def _fit(self, day, clinician, location, length, preferred, room, kind):
+        free = self.window(clinician, location, day)
+        if not free:
+            return None
+        free &= ~(self.clinician_busy.get((clinician, day), 0) | self.patient_busy.get(day, 0))
+        starts = _runs(free, length)
+        rooms = devices = ()
+        if starts and room:
+            starts, rooms = _free(self.room_busy, self.rooms.get(location, ()), day, length, starts)
+        if starts and kind is not None:
+            ids = self.devices.get((location, kind), ())
+            starts, devices = _free(self.device_busy, ids, day, length, starts)
+        if not starts:
+            return None
+        start = _nearest(starts, preferred)
+        return Slot(
+            day,
+            start,
+            length,
+            clinician,
+            next((pk for pk, own in rooms if own >> start & 1), None),
+            next((pk for pk, own in devices if own >> start & 1), None),
+        )
+
+    def _hold(self, slot):
+        rows, day = slot.rows, slot.day
+        for busy, pk in (
+            (self.clinician_busy, slot.clinician),
+            (self.room_busy, slot.room),
+            (self.device_busy, slot.device),
+        ):
+            if pk is not None:
+                busy[(pk, day)] = busy.get((pk, day), 0) | rows
+        self.patient_busy[day] = self.patient_busy.get(day, 0) | rows
+
+
+def _free(busy, ids, day, length, starts):
+    """`starts` narrowed to where one of the resources `ids` is free for the whole visit, and
+    [(id, its own starts)] in order (it stops at the first ids that cover every start)."""
+    fits, each = 0, []
+    for pk in ids:
+        own = _runs(~busy.get((pk, day), 0), length) & starts
+        if own:
+            each.append((pk, own))
+            fits |= own
+            if fits == starts:
+                break
+    return fits, each
 
 
 # --- the story patients' plans ----------------------------------------------------------------
@@ -454,7 +697,7 @@ def story_plans(n, p, today, users):
             ),
             plan("Glycolic peels x 4, every 3 weeks", ("forehead",), ago(40), "active", (11, 45)),
         ]
-    if n == 4:  # same-day peel and microneedling today, on apixaban
+    if n == 4:  # same-day peel and microneedling today (in the room now), on apixaban
         return [
             plan(
                 BY_TITLE["Peel and microneedling on the same day, x 3 every 6 weeks"].title,
@@ -462,6 +705,7 @@ def story_plans(n, p, today, users):
                 ago(42),
                 "active",
                 (11, 15),
+                visit_status={1: "in_treatment"},
                 events={
                     0: [
                         (
@@ -593,6 +837,7 @@ def story_plans(n, p, today, users):
                 "active",
                 (16, 0),
                 moves={3: 14},
+                visit_status={3: "arrived"},  # in the waiting room
                 visit_notes={3: "Moved from week 9: patient away."},
                 events={1: [("crusting", "mild", 6, "Light crusting; settled in 6 days.")]},
             ),
@@ -606,13 +851,22 @@ def story_plans(n, p, today, users):
 class Builder:
     """Builds one chunk of patients' plans as unsaved objects, then inserts them."""
 
-    def __init__(self, *, rng, today, users, catalogue, settings):
+    def __init__(self, *, rng, today, users, clinicians, diary, catalogue, settings):
         self.rng, self.today, self.users = rng, today, users
         self.treatments, self.facts, self.definitions = catalogue
         self.settings = settings
         self.tz = timezone.get_current_timezone()
-        self.clinicians = (users["Clinician"], users["dr_okafor"], users["nurse_lindqvist"])
-        self.taken = defaultdict(set)  # (clinician id, day) -> start times booked
+        self.diary = diary
+        self.clinicians = tuple(clinicians)
+        self.by_pk = {user.pk: user for user in self.clinicians}
+        if len(self.clinicians) == len(CLINICIAN_WEIGHTS):
+            self.weights = CLINICIAN_WEIGHTS
+        else:  # a big demo: plans in proportion to each clinician's week
+            self.weights = tuple(
+                sum(diary.hours[(user.pk, location)] for location in diary.locations) or 1
+                for user in self.clinicians
+            )
+        self.home = None  # the current patient's location, kept for their next plans
         self.sites = {}  # site id -> SiteState, across plans
         self.checked = {}  # id(params preset) -> cleaned parameters
         # Blocks that need an override when a session is logged; the shortcut below looks
@@ -638,6 +892,8 @@ class Builder:
     # -- per patient --
 
     def patient(self, n, p):
+        self.diary.new_patient()
+        self.home = None
         plans = story_plans(n, p, self.today, self.users) if n else self.generic(p)
         logged = []  # (session, day, [(treatment code, parameters)]) of completed sessions
         live = []  # safety.OtherSession of scheduled and completed sessions
@@ -683,18 +939,20 @@ class Builder:
                     for c in courses
                 )  # fmt: skip
             length = max(c.last_day for c in courses)
+            clinician = _weighted(rng, zip(self.clinicians, self.weights, strict=True))
             spec = PlanSpec(
                 title=template.title,
                 courses=courses,
                 sites=p.sites_in(group),
                 start=cursor,
                 status="active",
-                clinician=_weighted(rng, zip(self.clinicians, (65, 20, 15), strict=True)),
+                clinician=clinician,
                 at=rng.choice(SLOTS),
                 goal=template.goal,
             )
+            spec.clinician, spec.location = self.where(clinician, courses)
             specs.append(spec)
-            start = _weekday(cursor)
+            start = self.workday(spec, cursor)
             if k < wanted - 1 and start + timedelta(days=length + 30) < today:
                 spec.start = start
                 if rng.random() < 0.8:
@@ -714,6 +972,51 @@ class Builder:
     def needs_clear_skin(self, template):
         return any(self.facts[c.treatment].needs_clear_skin for c in template.courses)
 
+    def device_kinds(self, courses):
+        return {kind for c in courses if (kind := self.treatments[c.treatment].device_kind_id)}
+
+    def where(self, clinician, courses):
+        """(clinician, location) of a generated plan: where the clinician works and the plan's
+        devices are, the patient's usual site when it is one of them."""
+        kinds = self.device_kinds(courses)
+        choices = self.diary.locations_for(clinician.pk, kinds)
+        if not choices:  # nowhere with the equipment: the first colleague who has it
+            clinician = next(
+                (c for c in self.clinicians if self.diary.locations_for(c.pk, kinds)), None
+            )
+            if clinician is None:
+                raise RuntimeError("No demo clinician works where the demo plans' devices are.")
+            choices = self.diary.locations_for(clinician.pk, kinds)
+        if self.home in choices:
+            return clinician, self.home
+        if len(choices) == 1:
+            location = choices[0]
+        else:
+            hours = [self.diary.hours[(clinician.pk, location)] for location in choices]
+            location = self.rng.choices(choices, weights=hours)[0]
+        self.home = location
+        return clinician, location
+
+    def story_location(self, spec, days):
+        """A story plan's location: where its clinician works on its day today (which must
+        not move), then on most of its visit days."""
+        kinds = self.device_kinds(spec.courses)
+        choices = self.diary.locations_for(spec.clinician.pk, kinds) or [
+            location
+            for location in self.diary.locations
+            if all(self.diary.devices.get((location, kind)) for kind in kinds)
+        ]
+
+        def fit(location):
+            works = [bool(self.diary.window(spec.clinician.pk, location, d)) for d in days]
+            today = [ok for ok, d in zip(works, days, strict=True) if d == self.today]
+            return all(today), sum(works)
+
+        return max(choices, key=fit)
+
+    def workday(self, spec, day):
+        return self.diary.workday(spec.clinician.pk, spec.location, day)
+
     def current(self, spec, cursor, length):
         """The patient's latest plan: any status, placed around today."""
         rng, today = self.rng, self.today
@@ -723,7 +1026,12 @@ class Builder:
         )
         days_since = (today - cursor).days
         if status == "completed" and days_since > length + 3:
-            spec.start = _weekday(cursor + timedelta(rng.randint(0, days_since - length - 3)))
+            start = cursor + timedelta(rng.randint(0, days_since - length - 3))
+            spec.start = self.workday(spec, start)
+            if spec.start + timedelta(days=length) >= today:  # it would not have ended yet
+                spec.start = self.diary.workday(
+                    spec.clinician.pk, spec.location, start, backwards=True
+                )
         elif status == "on_hold" and days_since > 7:
             first = max(0, days_since - length)
             spec.start = cursor + timedelta(days=rng.randint(first, days_since - 7))
@@ -744,22 +1052,38 @@ class Builder:
             spec.notes = "Cancelled: patient did not wish to continue."
         elif status == "draft" or days_since < -60:
             status = "draft"
-            spec.start = _weekday(max(cursor, today + timedelta(days=rng.randint(3, 30))))
+            spec.start = self.workday(spec, max(cursor, today + timedelta(days=rng.randint(3, 30))))
         else:
             status = "active"
             back = timedelta(days=rng.randint(0, length))
-            spec.start = _weekday(max(cursor, today - back))
+            spec.start = self.workday(spec, max(cursor, today - back))
         spec.status = status
 
     # -- per plan --
 
     def plan(self, p, spec, logged, live):
         rng, today = self.rng, self.today
+        activated = not (
+            spec.status == "draft" or (spec.status == "cancelled" and spec.stop_on is None)
+        )
+        visits = days = []
+        if activated:
+            visits = scheduling.calendar(
+                spec.start,
+                [
+                    scheduling.CourseSpec(key, c.sessions, c.interval, c.offset)
+                    for key, c in enumerate(spec.courses)
+                ],
+            )
+            days = [v.on + timedelta(days=spec.moves.get(i, 0)) for i, v in enumerate(visits)]
+        if spec.location is None:
+            spec.location = self.story_location(spec, days)
         plan = Plan(
             patient_id=p.pk,
             title=spec.title,
             goal=spec.goal,
             clinician=spec.clinician,
+            location_id=spec.location,
             start_date=spec.start,
             preferred_time=spec.at,
             status=spec.status,
@@ -782,16 +1106,8 @@ class Builder:
             )
             courses.append(course)
         self.courses += courses
-        if spec.status == "draft" or (spec.status == "cancelled" and spec.stop_on is None):
+        if not activated:
             return  # never activated: no sessions yet
-        visits = scheduling.calendar(
-            spec.start,
-            [
-                scheduling.CourseSpec(key, c.sessions, c.interval, c.offset)
-                for key, c in enumerate(spec.courses)
-            ],
-        )
-        days = [v.on + timedelta(days=spec.moves.get(i, 0)) for i, v in enumerate(visits)]
         statuses = [self.visit_status(spec, i, day) for i, day in enumerate(days)]
         if spec.extras:
             self.random_extras(spec, days, statuses)
@@ -806,14 +1122,29 @@ class Builder:
         carried = {key: dict(courses[key].default_parameters) for key in range(len(courses))}
         done = 0
         for index, (visit, day, status) in enumerate(zip(visits, days, statuses, strict=True)):
-            at = self.slot(spec.clinician.pk, day, spec.at)
-            scheduled_at = datetime.combine(day, at, tzinfo=self.tz)
             completed = status == "completed"
-            clinician = None
-            if completed:
-                clinician = spec.clinician
-                if spec.extras and rng.random() < 0.05:
-                    clinician = rng.choice(self.clinicians)
+            clinician = spec.clinician
+            if completed and spec.extras and rng.random() < 0.05:
+                other = rng.choice(self.clinicians)  # a colleague saw the patient that day
+                if self.diary.window(other.pk, spec.location, day):
+                    clinician = other
+            treatments = [self.treatments[spec.courses[key].treatment] for key, _ in visit.items]
+            kinds = [t.device_kind_id for t in treatments if t.device_kind_id]
+            minutes = max(t.duration_minutes for t in treatments)
+            slot = self.diary.place(
+                day=day,
+                preferred=spec.at,
+                minutes=minutes,
+                clinician=clinician.pk,
+                location=spec.location,
+                room=any(t.needs_room for t in treatments),
+                kind=kinds[0] if kinds else None,
+                # The stories' visits today stay today; a visit keeps its side of today.
+                fixed=not spec.extras and day == today,
+                after=spec.start,
+            )
+            day, clinician = slot.day, self.by_pk[slot.clinician]
+            scheduled_at, ends_at = slot.bounds(self.tz, minutes)
             notes = spec.visit_notes.get(index, "")
             if completed and not notes and rng.random() < 0.3:
                 notes = rng.choice(SESSION_NOTES)
@@ -821,8 +1152,12 @@ class Builder:
                 plan=plan,
                 patient_id=p.pk,
                 scheduled_at=scheduled_at,
+                ends_at=ends_at,
                 status=status,
                 clinician=clinician,
+                location_id=spec.location,
+                room_id=slot.room,
+                device_id=slot.device,
                 completed_at=(
                     scheduled_at + timedelta(minutes=rng.randint(25, 70)) if completed else None
                 ),
@@ -848,7 +1183,7 @@ class Builder:
                     )
                 )
                 used.append((code, parameters))
-                if status in ("scheduled", "completed"):
+                if status in Session.HOLDS_TIME:
                     live.append(safety.OtherSession(day, self.facts[code]))
             if completed:
                 done += 1
@@ -874,16 +1209,6 @@ class Builder:
             past = [i for i, day in enumerate(days) if day < today]
             if past and (today - days[past[-1]]).days <= 14 and rng.random() < 0.12:
                 statuses[past[-1]] = "scheduled"  # overdue: never logged
-
-    def slot(self, clinician_id, day, preferred):
-        taken = self.taken[(clinician_id, day)]
-        if preferred in taken:
-            free = [t for t in SLOTS if t not in taken]
-            if free:
-                minutes = preferred.hour * 60 + preferred.minute
-                preferred = min(free, key=lambda t: abs(t.hour * 60 + t.minute - minutes))
-        taken.add(preferred)
-        return preferred
 
     # -- parameters --
 
@@ -1191,7 +1516,8 @@ class Builder:
 
 
 def _clinicians(users):
-    """The demo clinician plus two more, so that Today can be filtered by clinician."""
+    """The demo clinician plus two more, so that Today can be filtered by clinician (made by
+    clinic/demo.py with their working weeks; made here too if that has not run)."""
     User = get_user_model()
     group = Group.objects.get(name=CLINICIAN)
     users = dict(users)
@@ -1266,10 +1592,20 @@ def seed(*, patients, rng, users, stdout):
         users = _clinicians(users)
         treatments, facts, rows = _catalogue()
         definitions = {code: _ByCode(params) for code, params in rows.items()}
+        today = timezone.localdate()
+        clinicians = [users["Clinician"], users["dr_okafor"], users["nurse_lindqvist"]]
+        colleagues = (  # a big demo's generated clinicians (clinic/demo.py)
+            get_user_model()
+            .objects.filter(pk__in=WorkingPattern.objects.values("clinician"))
+            .exclude(pk__in=[user.pk for user in clinicians])
+            .order_by("username")
+        )
         builder = Builder(
             rng=rng,
-            today=timezone.localdate(),
+            today=today,
             users=users,
+            clinicians=[*clinicians, *colleagues],
+            diary=Diary(today),
             catalogue=(treatments, facts, definitions),
             settings=SafetyRuleSetting.current(),
         )

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from clinic.models import Location
 from clinic.roles import CLINICIAN
 from clinic.validators import validate_clinic_date
 from patients.forms import DATE
@@ -113,6 +114,7 @@ class PlanForm(forms.ModelForm):
             "target_sites",
             "goal",
             "clinician",
+            "location",
             "start_date",
             "preferred_time",
             "internal_notes",
@@ -136,6 +138,12 @@ class PlanForm(forms.ModelForm):
             f"{site} ({', '.join(t.name for t in site.scar_types.all())})"
         )
         self.fields["clinician"].queryset = clinicians()
+        locations = Location.objects.active()
+        self.fields["location"].queryset = locations
+        # With sites set up, every plan's visits go into one site's diary.
+        self.fields["location"].required = locations.exists()
+        if not self.instance.pk and len(locations[:2]) == 1:
+            self.fields["location"].initial = locations[0].pk
 
     def clean_target_sites(self):
         sites = self.cleaned_data["target_sites"]

@@ -79,6 +79,22 @@ class Treatment(TimeStamped):
         blank=True, help_text="Shown to staff when they choose this treatment."
     )
     is_active = models.BooleanField(default=True, help_text="Untick to retire it from new plans.")
+    duration_minutes = models.PositiveSmallIntegerField(
+        "appointment length (minutes)",
+        default=30,
+        help_text="The usual length of a visit; staff may change it when booking.",
+    )
+    needs_room = models.BooleanField(
+        default=True, help_text="A visit for it takes a treatment room."
+    )
+    device_kind = models.ForeignKey(
+        "clinic.DeviceKind",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="treatments",
+        help_text="Equipment a visit needs, e.g. the pulsed-dye laser.",
+    )
     history = HistoricalRecords(m2m_fields=[best_for])
 
     objects = TreatmentQuerySet.as_manager()
@@ -90,6 +106,11 @@ class Treatment(TimeStamped):
                 condition=Q(default_sessions__gte=1) & Q(default_sessions__lte=52),
                 name="treatment_default_sessions_1_to_52",
                 violation_error_message="Default sessions must be from 1 to 52.",
+            ),
+            models.CheckConstraint(
+                condition=Q(duration_minutes__gte=5) & Q(duration_minutes__lte=480),
+                name="treatment_duration_5_to_480_minutes",
+                violation_error_message="An appointment lasts from 5 to 480 minutes.",
             ),
         ]
 
@@ -214,6 +235,14 @@ class Plan(TimeStamped):
     title = models.CharField(max_length=120)
     goal = models.TextField(blank=True)
     clinician = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="plans")
+    location = models.ForeignKey(
+        "clinic.Location",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="plans",
+        help_text="Where its visits are booked.",
+    )
     start_date = models.DateField(validators=[validate_clinic_date])
     preferred_time = models.TimeField(
         default="09:00", help_text="Time of day for generated sessions."
@@ -319,23 +348,54 @@ class SessionQuerySet(models.QuerySet):
 
 
 class Session(TimeStamped):
-    """One visit: one or more treatments of a plan done on the same day."""
+    """One appointment in the diary: a visit of a plan (one or more of its treatments on the
+    same day), or a consultation, review, patch test or photo visit."""
+
+    class Kind(models.TextChoices):
+        TREATMENT = "treatment", "Treatment session"
+        CONSULTATION = "consultation", "Consultation"
+        REVIEW = "review", "Review"
+        PATCH_TEST = "patch_test", "Patch test"
+        PHOTO = "photo", "Photo visit"
 
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", "Scheduled"
+        ARRIVED = "arrived", "Arrived"
+        IN_TREATMENT = "in_treatment", "In treatment"
         COMPLETED = "completed", "Completed"
-        MISSED = "missed", "Missed"
+        MISSED = "missed", "Did not attend"
         ON_HOLD = "on_hold", "On hold"
         CANCELLED = "cancelled", "Cancelled"
 
-    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="sessions")
+    # Statuses that hold a clinician, room, device and patient: two such appointments may
+    # not overlap (an exclusion constraint on PostgreSQL, migration plans/0008).
+    HOLDS_TIME = ("scheduled", "arrived", "in_treatment", "completed")
+    # Statuses of an appointment still to be done (the patient may be in the building).
+    OPEN = ("scheduled", "arrived", "in_treatment")
+
+    kind = models.CharField(max_length=14, choices=Kind, default=Kind.TREATMENT)
+    plan = models.ForeignKey(
+        Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="sessions"
+    )
     # Kept beside plan.patient so that per-patient lists filter on an indexed column.
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="sessions")
-    scheduled_at = models.DateTimeField(validators=[validate_clinic_date])
-    status = models.CharField(max_length=10, choices=Status, default=Status.SCHEDULED)
+    scheduled_at = models.DateTimeField("starts", validators=[validate_clinic_date])
+    ends_at = models.DateTimeField("ends", validators=[validate_clinic_date])
+    status = models.CharField(max_length=12, choices=Status, default=Status.SCHEDULED)
     clinician = models.ForeignKey(
         USER, on_delete=models.PROTECT, null=True, blank=True, related_name="sessions"
     )
+    location = models.ForeignKey(
+        "clinic.Location", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    room = models.ForeignKey(
+        "clinic.Room", on_delete=models.PROTECT, null=True, blank=True, related_name="sessions"
+    )
+    device = models.ForeignKey(
+        "clinic.Device", on_delete=models.PROTECT, null=True, blank=True, related_name="sessions"
+    )
+    # A manager's reason for booking outside opening or working hours (never for a clash).
+    booking_override = models.TextField(blank=True)
     completed_at = models.DateTimeField(null=True, blank=True, validators=[validate_clinic_date])
     notes = models.TextField("clinical notes", blank=True, help_text="Staff only.")
     version = models.PositiveIntegerField(default=1, editable=False)
@@ -351,12 +411,27 @@ class Session(TimeStamped):
             models.Index(fields=["scheduled_at"], name="session_time_idx"),
             models.Index(fields=["patient", "scheduled_at"], name="session_patient_time_idx"),
             models.Index(fields=["clinician", "scheduled_at"], name="session_clinician_time_idx"),
+            models.Index(fields=["room", "scheduled_at"], name="session_room_time_idx"),
+            models.Index(fields=["device", "scheduled_at"], name="session_device_time_idx"),
+        ]
+        permissions = [
+            ("book_outside_hours", "Can book outside opening or working hours, with a reason")
         ]
         constraints = [
             models.CheckConstraint(
                 condition=~Q(status="completed") | Q(completed_at__isnull=False),
                 name="completed_session_has_completion_time",
                 violation_error_message="A completed session needs its completion time.",
+            ),
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("scheduled_at")),
+                name="session_ends_after_it_starts",
+                violation_error_message="An appointment must end after it starts.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="treatment") | Q(plan__isnull=False),
+                name="treatment_session_belongs_to_a_plan",
+                violation_error_message="A treatment session belongs to a plan.",
             ),
         ]
 
@@ -365,12 +440,20 @@ class Session(TimeStamped):
         return f"{self.patient.full_name}: {local:%Y-%m-%d %H:%M}"
 
     @property
+    def minutes(self):
+        return int((self.ends_at - self.scheduled_at).total_seconds() // 60)
+
+    @property
     def scheduled_on(self):
         return timezone.localtime(self.scheduled_at).date()
 
     def clean(self):
         if self.plan_id and self.patient_id and self.plan.patient_id != self.patient_id:
             raise ValidationError("A session belongs to its plan's patient.")
+        if self.room_id and self.location_id and self.room.location_id != self.location_id:
+            raise ValidationError({"room": "This room is at another location."})
+        if self.device_id and self.location_id and self.device.location_id != self.location_id:
+            raise ValidationError({"device": "This device belongs to another location."})
 
 
 class SessionTreatment(models.Model):

@@ -8,16 +8,16 @@ who made it (simple-history's history_user). Safety rules are evaluated through
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
 from patients.models import Patient
-from plans import safety, scheduling
+from plans import booking, diary, safety, scheduling
 from plans.models import (
     AdverseEvent,
     Assessment,
@@ -33,7 +33,8 @@ from plans.models import (
 from plans.parameters import clean_parameters
 
 OVERRIDE_PERMISSION = "plans.override_safety_block"
-LIVE_STATUSES = (Session.Status.SCHEDULED, Session.Status.COMPLETED)
+BOOK_OUTSIDE_HOURS = "plans.book_outside_hours"
+LIVE_STATUSES = Session.HOLDS_TIME
 
 
 # --- safety --------------------------------------------------------------------------------
@@ -216,10 +217,31 @@ def _record_overrides(session, accepted, *, user):
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _save(obj, *, user, **kwargs):
+def _save(obj, *, user, savepoint_clash=False, **kwargs):
     obj.full_clean()
     obj._history_user = user
-    obj.save(**kwargs)
+    if not savepoint_clash:
+        obj.save(**kwargs)
+        return obj
+    try:
+        with transaction.atomic():  # a savepoint: the refusal below leaves the rest usable
+            obj.save(**kwargs)
+    except IntegrityError as error:
+        # PostgreSQL's exclusion constraints (plans/0008): someone booked an overlapping
+        # appointment between our check and our write.
+        if "_overlap" not in str(error):
+            raise
+        raise BookingRefused(
+            [
+                booking.Problem(
+                    "clash",
+                    "Someone else has just booked that time for this clinician, room, device "
+                    "or patient. Nothing was saved: choose another time.",
+                    False,
+                )
+            ],
+            [],
+        ) from None
     return obj
 
 
@@ -281,12 +303,14 @@ def plan_create(
     goal="",
     internal_notes="",
     preferred_time=None,
+    location=None,
 ) -> Plan:
     """A draft plan with its target scar sites and courses; sessions come on activation."""
     plan = Plan(
         patient=patient,
         title=title,
         clinician=clinician,
+        location=location,
         start_date=start_date,
         goal=goal,
         internal_notes=internal_notes,
@@ -324,15 +348,117 @@ class PreviewVisit:
     on: date
     items: list[tuple[Course, int]]
     findings: list[CheckedFinding]
+    slot: booking.Slot | None = None  # where activation books it (None: nothing free)
+    planned_on: date | None = None  # the course's own date, when the slot moved off it
+    problems: list = field(default_factory=list)  # why a time a person chose cannot be had
+
+    @property
+    def moved(self):
+        return self.planned_on is not None and self.planned_on != self.on
 
 
-def plan_preview(plan: Plan) -> list[PreviewVisit]:
-    """The calendar activation would create, with each visit's safety findings."""
-    return calendar_preview(
-        patient=plan.patient,
-        start_date=plan.start_date,
-        courses=list(plan.courses.select_related("treatment")),
+def plan_preview(plan: Plan, *, pinned: Mapping[int, datetime] | None = None):
+    """The calendar activation would create: each visit's slot in the diary and findings.
+
+    `pinned`: visit number (from 0) -> the start a person chose instead of the proposed one.
+    """
+    courses = list(plan.courses.select_related("treatment"))
+    preview = calendar_preview(patient=plan.patient, start_date=plan.start_date, courses=courses)
+    _place_visits(plan, preview, courses, pinned or {})
+    return preview
+
+
+def _pinned_slot(av, plan, start, needs):
+    """The slot a person chose for a visit, with a free room and device; problems if any."""
+    end = start + timedelta(minutes=needs.minutes)
+    rooms = diary.rooms_for(plan.location, needs)
+    devices = diary.devices_for(plan.location, needs)
+    room = next((r for r in rooms or () if av.holding("room", r, start, end) is None), None)
+    device = next((d for d in devices or () if av.holding("device", d, start, end) is None), None)
+    slot = booking.Slot(start, end, plan.clinician_id, room, device)
+    found = booking.problems(av, slot, patient=plan.patient_id)
+    if rooms is not None and room is None:
+        found.append(booking.Problem("clash", "No treatment room is free then.", False))
+    if devices is not None and device is None:
+        found.append(booking.Problem("clash", "The equipment it needs is not free then.", False))
+    return slot, found
+
+
+def _place_visits(plan, preview, courses, pinned):
+    """A concrete slot per visit: the first free one on its day, else the nearest day within
+    its course's tolerance; later visits see the earlier ones as busy. A visit a person
+    pinned to a time keeps it if it is free and within hours, else it has no slot."""
+    if not preview:
+        return
+    tolerance = {
+        id(c): booking.tolerance_days(c.interval_days if c.sessions_count > 1 else 0)
+        for c in courses
+    }
+    widest = max(tolerance.values())
+    location = plan.location
+    av = diary.load(
+        location,
+        preview[0].on - timedelta(days=widest),
+        preview[-1].on + timedelta(days=widest),
     )
+    if pinned:
+        first = min(diary.local_day(start) for start in pinned.values())
+        last = max(diary.local_day(start) for start in pinned.values())
+        if first < preview[0].on - timedelta(days=widest) or last > preview[-1].on:
+            av = diary.load(location, min(first, preview[0].on), max(last, preview[-1].on))
+    placed = []
+    for index, visit in enumerate(preview):
+        needs = diary.Needs.of_treatments([c.treatment for c, _ in visit.items])
+        if index in pinned:
+            slot, visit.problems = _pinned_slot(
+                _with_busy(av, placed), plan, pinned[index], needs
+            )
+            visit.slot = None if visit.problems else slot
+            if visit.slot is not None:
+                placed.append(slot)
+                visit.planned_on, visit.on = visit.on, diary.local_day(slot.start)
+            continue
+        slot = booking.place(
+            _with_busy(av, placed),
+            day=visit.on,
+            preferred=_preferred_time(plan),
+            duration=timedelta(minutes=needs.minutes),
+            clinician=plan.clinician_id,
+            rooms=diary.rooms_for(location, needs),
+            devices=diary.devices_for(location, needs),
+            patient=plan.patient_id,
+            tolerance_days=min(tolerance[id(c)] for c, _ in visit.items),
+        )
+        visit.slot = slot
+        if slot is not None:
+            placed.append(slot)
+            day = timezone.localtime(slot.start).date()
+            if day != visit.on:
+                visit.planned_on, visit.on = visit.on, day
+
+
+def _with_busy(av, slots):
+    """The availability with this plan's already placed visits holding their resources."""
+    if not slots:
+        return av
+    extra = [
+        booking.Busy(kind, value, slot.start, slot.end, "another visit of this plan")
+        for slot in slots
+        for kind, value in (
+            ("clinician", slot.clinician),
+            ("room", slot.room),
+            ("device", slot.device),
+        )
+        if value is not None
+    ]
+    return replace(av, busy=[*av.busy, *extra])
+
+
+def _preferred_time(plan):
+    moment = plan.preferred_time
+    if isinstance(moment, str):
+        moment = datetime.strptime(moment, "%H:%M").time()
+    return moment
 
 
 def calendar_preview(*, patient, start_date, courses) -> list[PreviewVisit]:
@@ -368,21 +494,56 @@ def calendar_preview(*, patient, start_date, courses) -> list[PreviewVisit]:
 
 
 @transaction.atomic
-def plan_activate(*, plan: Plan, user, overrides: Mapping[str, str] | None = None):
-    """Generate the plan's dated sessions; blocks need a clinician's written override."""
+def plan_activate(
+    *,
+    plan: Plan,
+    user,
+    overrides: Mapping[str, str] | None = None,
+    pinned: Mapping[int, datetime] | None = None,
+):
+    """Book the plan's visits into the diary; blocks need a clinician's written override."""
     locked = Plan.objects.select_for_update().get(pk=plan.pk)
     if locked.status != Plan.Status.DRAFT:
         raise ValidationError(
             f"Only a draft plan can be activated; this one is {locked.get_status_display()}."
         )
-    preview = plan_preview(plan)
+    preview = plan_preview(plan, pinned=pinned)
+    refused = [visit for visit in preview if visit.problems]
+    if refused:
+        raise ValidationError(
+            " ".join(
+                f"The time chosen for {visit.planned_on or visit.on:%-d %b %Y} cannot be "
+                f"booked: {' '.join(p.message for p in visit.problems)}"
+                for visit in refused
+            )
+        )
+    unplaced = [visit for visit in preview if visit.slot is None]
+    if unplaced:
+        days = ", ".join(f"{visit.on:%-d %b %Y}" for visit in unplaced)
+        raise ValidationError(
+            f"No free slot for the visit of {days} (nor on the days around it that its course "
+            "allows) for this clinician at this location. Change the start date, the "
+            "clinician or the location, or free the diary, then activate again."
+        )
     accepted = _settle_blocks(
         [c for visit in preview for c in visit.findings], user=user, overrides=overrides
     )
     sessions = []
     for visit in preview:
+        slot = visit.slot
         session = _save(
-            Session(plan=plan, patient=plan.patient, scheduled_at=_at(visit.on, plan)), user=user
+            Session(
+                plan=plan,
+                patient=plan.patient,
+                scheduled_at=slot.start,
+                ends_at=slot.end,
+                clinician_id=slot.clinician,
+                location=plan.location,
+                room_id=slot.room,
+                device_id=slot.device,
+            ),
+            user=user,
+            savepoint_clash=True,
         )
         for course, number in visit.items:
             _save(
@@ -466,8 +627,12 @@ def _set_future_sessions(plan, status, *, user, current):
 # --- sessions ------------------------------------------------------------------------------
 
 
-def _move_sessions(sessions, delta, *, user, overrides, status=None):
-    """Move sessions by `delta`, re-checking safety on their new dates."""
+def _move_sessions(
+    sessions, delta, *, user, overrides, status=None, exact_first=False, booking_override=""
+):
+    """Move sessions by `delta`, re-checking safety on their new dates and placing each in
+    the diary: the first at exactly its new time when `exact_first` (the one a person moved),
+    the others in the first free slot on their day, or the nearest day their course allows."""
     sessions = list(sessions)
     if not sessions:
         return []
@@ -493,13 +658,23 @@ def _move_sessions(sessions, delta, *, user, overrides, status=None):
                 row.treatment, on, parameters=row.parameters, extra_sessions=others
             )
     accepted = _settle_blocks(checked, user=user, overrides=overrides)
-    for session in sessions:
+    lengths = {s.pk: s.ends_at - s.scheduled_at for s in sessions}
+    for index, session in enumerate(sessions):
         session.scheduled_at = new_days[session.pk]
+        session.ends_at = session.scheduled_at + lengths[session.pk]
         if status:
             session.status = status
         # Sessions moved along with another change too: an open form on them is now stale.
         _claim_version(session, None)
-        _save(session, user=user)
+        # The ones still to place keep their old times until then: ignore those.
+        waiting = {s.pk for s in sessions[index:]}
+        needs = diary.Needs.of_treatments(row.treatment for row in by_session.get(session.pk, []))
+        if index == 0 and exact_first:
+            _book_slot(
+                session, needs=needs, user=user, override_reason=booking_override, ignore=waiting
+            )
+        else:
+            _replace_in_diary(session, needs, user=user, ignore=waiting)
         on = session.scheduled_on
         _record_overrides(session, [(c, r) for c, r in accepted if c.on == on], user=user)
     return checked
@@ -514,6 +689,7 @@ def session_reschedule(
     shift_following=False,
     overrides=None,
     expected_version=None,
+    booking_override="",
 ):
     """Move one session; optionally move the later sessions of its courses by as much."""
     if session.status != Session.Status.SCHEDULED:
@@ -533,7 +709,53 @@ def session_reschedule(
             .exclude(pk=session.pk)
             .distinct()
         )
-    return _move_sessions(moving, delta, user=user, overrides=overrides)
+    return _move_sessions(
+        moving,
+        delta,
+        user=user,
+        overrides=overrides,
+        exact_first=True,
+        booking_override=booking_override,
+    )
+
+
+def _replace_in_diary(session, needs, *, user, ignore):
+    """Book a shifted session into the first free slot on its day (or the nearest allowed)."""
+    tolerance = min(
+        [
+            booking.tolerance_days(row.course.interval_days if row.course.sessions_count > 1 else 0)
+            for row in session.treatments.select_related("course")
+            if row.course_id
+        ]
+        or [booking.tolerance_days(0)]
+    )
+    day = diary.local_day(session.scheduled_at)
+    av = diary.load(
+        session.location,
+        day - timedelta(days=tolerance),
+        day + timedelta(days=tolerance),
+        ignore=ignore,
+    )
+    slot = booking.place(
+        av,
+        day=day,
+        preferred=timezone.localtime(session.scheduled_at).time(),
+        duration=session.ends_at - session.scheduled_at,
+        clinician=session.clinician_id,
+        rooms=diary.rooms_for(session.location, needs),
+        devices=diary.devices_for(session.location, needs),
+        patient=session.patient_id,
+        tolerance_days=tolerance,
+        ignore=ignore,
+    )
+    if slot is None:
+        raise ValidationError(
+            f"No free slot for the session of {day:%-d %b %Y} or the days around it that its "
+            "course allows. Nothing was moved: move the sessions one by one."
+        )
+    session.scheduled_at, session.ends_at = slot.start, slot.end
+    session.room_id, session.device_id = slot.room, slot.device
+    return _save(session, user=user, savepoint_clash=True)
 
 
 def session_findings(session: Session, *, parameters_by_row: Mapping[int, Mapping] | None = None):
@@ -547,8 +769,17 @@ def session_findings(session: Session, *, parameters_by_row: Mapping[int, Mappin
 
 
 @transaction.atomic
-def session_book(*, course: Course, scheduled_at: datetime, user, overrides=None) -> Session:
-    """An extra session of a course (the course grows by one)."""
+def session_book(
+    *,
+    course: Course,
+    scheduled_at: datetime,
+    user,
+    overrides=None,
+    minutes=None,
+    clinician=None,
+    booking_override="",
+) -> Session:
+    """An extra session of a course (the course grows by one), booked into the diary."""
     plan = course.plan
     if plan.status != Plan.Status.ACTIVE:
         raise ValidationError("Sessions can only be booked on an active plan.")
@@ -562,7 +793,16 @@ def session_book(*, course: Course, scheduled_at: datetime, user, overrides=None
     number = (course.session_treatments.aggregate(n=Max("number"))["n"] or 0) + 1
     course.sessions_count = max(course.sessions_count, number)
     _save(course, user=user)
-    session = _save(Session(plan=plan, patient=plan.patient, scheduled_at=scheduled_at), user=user)
+    needs = diary.Needs.of_treatments([course.treatment])
+    session = Session(
+        plan=plan,
+        patient=plan.patient,
+        scheduled_at=scheduled_at,
+        ends_at=scheduled_at + timedelta(minutes=minutes or needs.minutes),
+        clinician=clinician or plan.clinician,
+        location=plan.location,
+    )
+    _book_slot(session, needs=needs, user=user, override_reason=booking_override)
     _save(
         SessionTreatment(
             session=session,
@@ -630,8 +870,13 @@ def session_complete(
     Everything is validated before anything is written; a ValidationError's dict names the
     field (`params-<row id>-<code>`, `assessment-<n>`, ...).
     """
-    if session.status != Session.Status.SCHEDULED:
+    if session.status not in Session.OPEN:
         raise ValidationError("Only a scheduled session can be logged.")
+    if session.scheduled_on > timezone.localdate():
+        raise ValidationError(
+            f"This session is booked for {session.scheduled_on:%-d %b %Y}: it cannot be logged "
+            "as done before its day. Move it to today first if it is happening now."
+        )
     rows = list(
         session.treatments.select_related("treatment").prefetch_related("treatment__parameters")
     )
@@ -645,7 +890,10 @@ def session_complete(
             )
         except ValidationError as exc:
             errors.update(exc.message_dict)
-    targeted = set(session.plan.target_sites.values_list("pk", flat=True))
+    if session.plan_id:
+        targeted = set(session.plan.target_sites.values_list("pk", flat=True))
+    else:  # a review or photo visit outside a plan scores any of the patient's sites
+        targeted = set(session.patient.scar_sites.active().values_list("pk", flat=True))
     built = []
     for n, spec in enumerate(assessments):
         assessment = Assessment(
@@ -715,14 +963,13 @@ def session_complete(
     session.clinician = session.clinician or user
     session.notes = notes or session.notes
     _save(session, user=user)
-    _complete_plan_when_done(session.plan, user=user)
+    if session.plan_id:
+        _complete_plan_when_done(session.plan, user=user)
     return checked
 
 
 def _complete_plan_when_done(plan, *, user):
-    open_sessions = plan.sessions.filter(
-        status__in=[Session.Status.SCHEDULED, Session.Status.ON_HOLD]
-    )
+    open_sessions = plan.sessions.filter(status__in=[*Session.OPEN, Session.Status.ON_HOLD])
     if plan.status == Plan.Status.ACTIVE and not open_sessions.exists():
         plan.status = Plan.Status.COMPLETED
         _claim_version(plan, None)
@@ -744,3 +991,186 @@ def assessment_record(*, patient, scar_site, instrument, items, user, assessed_o
         ),
         user=user,
     )
+
+
+# --- the appointment book ------------------------------------------------------------------
+
+
+class BookingRefused(Exception):
+    """The slot cannot be booked: what is wrong, and the next free slots that would fit."""
+
+    def __init__(self, problems, alternatives):
+        self.problems = list(problems)
+        self.alternatives = list(alternatives)
+        super().__init__(" ".join(p.message for p in self.problems))
+
+    @property
+    def overridable(self):
+        """Only hours, closures and absences: a manager may book anyway with a reason."""
+        return all(p.overridable for p in self.problems)
+
+
+def _book_slot(session, *, needs, user, override_reason="", ignore=(), room_chosen=False):
+    """Put the session in the diary: a free room and device are chosen if it needs them.
+
+    Clashes are refused, always; outside opening or working hours, on a closure or absence,
+    only a manager books, with a written reason stored on the appointment.
+    """
+    ignore = {*ignore, *([session.pk] if session.pk else [])}
+    day = diary.local_day(session.scheduled_at)
+    av = diary.load(session.location, day, day, ignore=ignore)
+    _choose_resources(av, session, needs, ignore, keep_room=room_chosen)
+    slot = booking.Slot(
+        session.scheduled_at,
+        session.ends_at,
+        session.clinician_id,
+        session.room_id,
+        session.device_id,
+    )
+    found = booking.problems(
+        av,
+        slot,
+        patient=session.patient_id,
+        ignore=ignore,
+        names=diary.names(clinician=session.clinician, room=session.room, device=session.device),
+    )
+    if needs.room and session.location_id and session.room_id is None:
+        found.append(booking.Problem("clash", "No treatment room is free at that time.", False))
+    if needs.device_kind and session.location_id and session.device_id is None:
+        found.append(
+            booking.Problem("clash", "The equipment this needs is not free at that time.", False)
+        )
+    reason = (override_reason or "").strip()
+    allowed = reason and user.has_perm(BOOK_OUTSIDE_HOURS)
+    if found and not (allowed and all(p.overridable for p in found)):
+        raise BookingRefused(found, free_slots_for(session, needs, ignore=ignore))
+    session.booking_override = reason if found else ""
+    return _save(session, user=user, savepoint_clash=True)
+
+
+def _choose_resources(av, session, needs, ignore, keep_room=False):
+    """Keep the room and device when free, else take the first free one; a room a person
+    chose (`keep_room`) is kept, so that its clash is reported instead of silently changed."""
+    if session.location_id is None:
+        return
+    for field_name, candidates in (
+        ("room", diary.rooms_for(session.location, needs)),
+        ("device", diary.devices_for(session.location, needs)),
+    ):
+        if candidates is None or (field_name == "room" and keep_room and session.room_id):
+            continue
+        current = getattr(session, f"{field_name}_id")
+        ordered = [current, *[c for c in candidates if c != current]] if current else candidates
+        for candidate in ordered:
+            slot = booking.Slot(
+                session.scheduled_at,
+                session.ends_at,
+                None,
+                candidate if field_name == "room" else None,
+                candidate if field_name == "device" else None,
+            )
+            clashes = [
+                p
+                for p in booking.problems(av, slot, patient=None, ignore=ignore)
+                if p.code == "clash"
+            ]
+            if not clashes:
+                setattr(session, f"{field_name}_id", candidate)
+                break
+        else:
+            setattr(session, f"{field_name}_id", current)
+
+
+def free_slots_for(session, needs, *, ignore=(), limit=3, after=None, weekdays=None, between=None):
+    """The next free slots that fit this appointment (same clinician, location and needs)."""
+    start = after or session.scheduled_at
+    first, last = diary.search_window(start)
+    av = diary.load(session.location, first, last, ignore=ignore)
+    return booking.free_slots(
+        av,
+        duration=timedelta(minutes=needs.minutes),
+        clinicians=[session.clinician_id] if session.clinician_id else [],
+        rooms=diary.rooms_for(session.location, needs),
+        devices=diary.devices_for(session.location, needs),
+        patient=session.patient_id,
+        after=start,
+        until=diary.local_datetime(last),
+        limit=limit,
+        weekdays=weekdays,
+        between=between,
+        ignore=ignore,
+    )
+
+
+@transaction.atomic
+def appointment_book(
+    *,
+    patient,
+    kind,
+    start: datetime,
+    clinician,
+    location,
+    user,
+    minutes=None,
+    room=None,
+    plan=None,
+    notes="",
+    booking_override="",
+) -> Session:
+    """A consultation, review, patch test or photo visit, linked to a patient (and a plan)."""
+    if kind == Session.Kind.TREATMENT:
+        raise ValidationError("Treatment sessions are booked through their plan.")
+    needs = diary.Needs.of_kind(kind)
+    session = Session(
+        kind=kind,
+        plan=plan,
+        patient=patient,
+        scheduled_at=start,
+        ends_at=start + timedelta(minutes=minutes or needs.minutes),
+        clinician=clinician,
+        location=location,
+        room=room,
+        notes=notes,
+    )
+    return _book_slot(
+        session,
+        needs=needs,
+        user=user,
+        override_reason=booking_override,
+        room_chosen=room is not None,
+    )
+
+
+def session_needs(session) -> diary.Needs:
+    if session.kind != Session.Kind.TREATMENT:
+        return diary.Needs.of_kind(session.kind)
+    return diary.Needs.of_treatments(row.treatment for row in session.treatments.all())
+
+
+ARRIVAL_STEPS = {
+    # new status: the statuses it may follow
+    Session.Status.ARRIVED: (Session.Status.SCHEDULED,),
+    Session.Status.IN_TREATMENT: (Session.Status.SCHEDULED, Session.Status.ARRIVED),
+    Session.Status.MISSED: (Session.Status.SCHEDULED, Session.Status.ARRIVED),
+}
+
+
+@transaction.atomic
+def session_set_status(*, session: Session, status, user, expected_version=None):
+    """Front desk's steps on the day: arrived, in treatment, did not attend."""
+    allowed = ARRIVAL_STEPS.get(status)
+    if allowed is None:
+        raise ValidationError(f"Choose one of: {', '.join(s.label for s in ARRIVAL_STEPS)}.")
+    if session.status not in allowed:
+        raise ValidationError(
+            f"This appointment is {session.get_status_display().lower()}: it cannot be marked "
+            f"{Session.Status(status).label.lower()}."
+        )
+    if (
+        status != Session.Status.MISSED
+        and diary.local_day(session.scheduled_at) != timezone.localdate()
+    ):
+        raise ValidationError("Only an appointment of today can be marked arrived or in treatment.")
+    _claim_version(session, expected_version)
+    session.status = status
+    return _save(session, user=user)

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from plans import report_views, views
+from plans.views import diary as diary_views
 
 urlpatterns = [
     path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),
@@ -50,4 +51,13 @@ urlpatterns += [
         name="plan_sessions_csv",
     ),
     path("reports/outcomes/", report_views.clinic_outcomes, name="clinic_outcomes"),
+]
+
+# The appointment book.
+urlpatterns += [
+    path("diary/", diary_views.diary_day, name="diary_day"),
+    path("diary/week/", diary_views.diary_week, name="diary_week"),
+    path("diary/book/", diary_views.appointment_new, name="appointment_new"),
+    path("diary/free/", diary_views.free_slots, name="free_slots"),
+    path("sessions/<int:pk>/status/", diary_views.session_status, name="session_status"),
 ]

@@ -6,7 +6,7 @@ services (`make_plan`), so that tests exercise the same path as the app.
 """
 
 from contextlib import contextmanager
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 import factory
 import pytest
@@ -175,6 +175,7 @@ class SessionFactory(DjangoModelFactory):
     plan = factory.SubFactory(PlanFactory, status=Plan.Status.ACTIVE)
     patient = factory.SelfAttribute("plan.patient")
     scheduled_at = factory.LazyAttribute(lambda o: at(o.plan.start_date))
+    ends_at = factory.LazyAttribute(lambda o: o.scheduled_at + timedelta(minutes=30))
 
 
 class SessionTreatmentFactory(DjangoModelFactory):

@@ -2,7 +2,7 @@
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 import time_machine
@@ -191,8 +191,13 @@ def test_outcomes_use_the_clinics_local_days_at_the_edges(clinician):
         start=date(2026, 3, 3),
     )
     late, early = sessions_of(plan)
-    Session.objects.filter(pk=late.pk).update(scheduled_at=at(date(2026, 3, 31), 23, 30))
-    Session.objects.filter(pk=early.pk).update(scheduled_at=at(date(2026, 4, 1), 0, 30))
+    for session, moment in (
+        (late, at(date(2026, 3, 31), 23, 30)),
+        (early, at(date(2026, 4, 1), 0, 30)),
+    ):
+        Session.objects.filter(pk=session.pk).update(
+            scheduled_at=moment, ends_at=moment + timedelta(minutes=30)
+        )
     for session in sessions_of(plan):
         log_session(session, clinician)
 

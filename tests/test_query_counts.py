@@ -50,14 +50,17 @@ def queries_for(client, url):
 
 
 def add_patients_due_today(clinician, how_many, start=0):
-    """Each patient: microneedling 3 days ago (overdue), today, and in 3 days (this week)."""
+    """Each patient: cryotherapy 3 days ago (overdue), today, and in 3 days (this week).
+
+    Thirty half-hour visits fit one clinician's day; the appointment book places them one
+    after another (thirty hour-long ones would not fit and would move to other days)."""
     for n in range(start, start + how_many):
         patient = PatientFactory(first_name="Due", last_name=f"Patient{n:03d}")
         make_plan(
             user=clinician,
             patient=patient,
             sites=[ScarSiteFactory(patient=patient, body_site="chin", scar_types=["rolling"])],
-            courses=[course("microneedling", 3, every=3)],
+            courses=[course("cryotherapy", 3, every=3)],
             start=TODAY - timedelta(days=3),
         )
         if n % 2:  # findings on the rows: a breakout before this week's visit, isotretinoin

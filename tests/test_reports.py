@@ -192,8 +192,9 @@ def test_report_chart_has_one_point_per_score_of_the_series(clinician_client, st
 def test_a_session_score_on_another_instrument_gets_its_own_series(
     clinician, clinician_client, story
 ):
-    log_session(story.sessions[2], clinician, scores=[(story.back, "pain", 3)])
-
+    # A session is logged on its day, not before (issue 9): go to 2 Mar to log it.
+    with time_machine.travel("2026-03-02 12:00Z", tick=True):
+        log_session(story.sessions[2], clinician, scores=[(story.back, "pain", 3)])
     response = clinician_client.get(report_url(story.patient))
 
     assert series_html(response, "vss").count('class="point"') == 3
@@ -544,8 +545,9 @@ def test_sessions_csv_has_a_header_and_a_row_per_session_treatment(clinician_cli
             "Upper back Vancouver Scar Scale=5",
             "Hyperpigmentation",
         ],
-        ["2026-03-02", "09:00", "Scheduled", "", "Cryotherapy", "3 of 4", "", "", ""],
-        ["2026-03-30", "09:00", "Scheduled", "", "Cryotherapy", "4 of 4", "", "", ""],
+        # The appointment book assigns every booked visit its clinician (issue 9).
+        ["2026-03-02", "09:00", "Scheduled", "Clin_User", "Cryotherapy", "3 of 4", "", "", ""],
+        ["2026-03-30", "09:00", "Scheduled", "Clin_User", "Cryotherapy", "4 of 4", "", "", ""],
     ]
 
 

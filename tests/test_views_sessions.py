@@ -60,6 +60,18 @@ ACCESS = [
     ("session_log", lambda w: {"pk": w.session.pk}, "get", None, (403, 200, 200)),
     ("session_move", lambda w: {"pk": w.session.pk}, "get", None, (200, 200, 200)),
     ("session_missed", lambda w: {"pk": w.session.pk}, "post", {}, (302, 302, 302)),
+    # The appointment book: every role runs the diary; an outsider gets nothing.
+    ("diary_day", lambda w: {}, "get", None, (200, 200, 200)),
+    ("diary_week", lambda w: {}, "get", None, (200, 200, 200)),
+    ("appointment_new", lambda w: {}, "get", None, (200, 200, 200)),
+    ("free_slots", lambda w: {}, "get", None, (200, 200, 200)),
+    (
+        "session_status",
+        lambda w: {"pk": w.session.pk},
+        "post",
+        {"status": "missed"},
+        (302, 302, 302),
+    ),
     ("adverse_event_list", lambda w: {}, "get", None, (403, 200, 200)),
     (
         "adverse_event_resolve",
@@ -94,7 +106,8 @@ def test_each_role_gets_exactly_the_session_pages_its_permissions_allow(
     assert got == {"outsider": 403} | dict(zip(ROLES, allowed, strict=True))
 
 
-WITH_IDS = [row[:4] for row in ACCESS if row[0] != "adverse_event_list"]
+WITHOUT_IDS = {"adverse_event_list", "diary_day", "diary_week", "appointment_new", "free_slots"}
+WITH_IDS = [row[:4] for row in ACCESS if row[0] not in WITHOUT_IDS]
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from clinic.models import CalendarFeed
 from clinic.roles import CLINICIAN, FRONT_DESK, MANAGER, sync_roles
 
 DEMO_PASSWORD = "cicatrix-demo"
@@ -78,6 +79,10 @@ class Command(BaseCommand):
                 user.set_password(DEMO_PASSWORD)
                 user.save()
                 user.groups.add(Group.objects.get(name=role))
+                if role == CLINICIAN:
+                    # The demo clinician's calendar feed is on (a random secret link), so the
+                    # account page and the admin show one; turn it off or renew it there.
+                    CalendarFeed.objects.get_or_create(user=user)
             users[role] = user
         return users
 
