@@ -410,9 +410,7 @@ def _place_visits(plan, preview, courses, pinned):
     for index, visit in enumerate(preview):
         needs = diary.Needs.of_treatments([c.treatment for c, _ in visit.items])
         if index in pinned:
-            slot, visit.problems = _pinned_slot(
-                _with_busy(av, placed), plan, pinned[index], needs
-            )
+            slot, visit.problems = _pinned_slot(_with_busy(av, placed), plan, pinned[index], needs)
             visit.slot = None if visit.problems else slot
             if visit.slot is not None:
                 placed.append(slot)
