@@ -24,7 +24,6 @@ from simple_history.utils import bulk_create_with_history
 
 from clinic.models import (
     Absence,
-    CalendarFeed,
     Closure,
     Device,
     DeviceKind,
@@ -185,9 +184,6 @@ def seed(*, patients, rng, users, stdout):
             ],
             manager,
         )
-    # The demo login's private diary feed (its token is random, as every feed's is).
-    if not CalendarFeed.objects.filter(user=staff["clinician"]).exists():
-        added.append(CalendarFeed.objects.create(user=staff["clinician"]))
     if added:
         stdout.write(
             f"Demo clinic set up: {len(locations)} locations, "

@@ -2,7 +2,9 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from clinic import views as clinic_views
 from plans import views as plan_views
+from plans.views.feeds import calendar_feed
 
 admin.site.site_header = "Cicatrix admin"
 admin.site.site_title = "Cicatrix admin"
@@ -27,6 +29,13 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("account/", clinic_views.account, name="account"),
+    path(
+        "account/calendar/<str:action>/",
+        clinic_views.calendar_feed_change,
+        name="calendar_feed_change",
+    ),
+    path("feeds/<str:token>.ics", calendar_feed, name="calendar_feed"),
     path("admin/", admin.site.urls),
     path("patients/", include("patients.urls")),
     path("", include("plans.urls")),

@@ -529,8 +529,12 @@ def plan_activate(
     sessions = []
     for visit in preview:
         slot = visit.slot
+        # Home treatments are a regimen, not appointments: a visit of nothing else is its
+        # review in clinic.
+        at_home = all(not course.treatment.in_office for course, _ in visit.items)
         session = _save(
             Session(
+                kind=Session.Kind.REVIEW if at_home else Session.Kind.TREATMENT,
                 plan=plan,
                 patient=plan.patient,
                 scheduled_at=slot.start,

@@ -141,7 +141,7 @@ def _pick_location(request):
 
 def _safety(request, sessions):
     """Findings per open appointment; texts only for clinical staff (front desk: a count)."""
-    open_ones = [s for s in sessions if s.status in Session.OPEN and s.kind == "treatment"]
+    open_ones = [s for s in sessions if s.status in Session.OPEN]
     findings = services.findings_for_sessions(open_ones)
     for session in sessions:
         session.findings = findings.get(session.pk, [])
