@@ -622,3 +622,60 @@ def test_a_home_regimen_books_only_its_review_visits(site, doctor):
     visits = list(plan.sessions.all())
     assert {v.kind for v in visits} == {Session.Kind.REVIEW}
     assert {v.ends_at - v.scheduled_at for v in visits} == {timedelta(minutes=15)}
+
+
+def test_the_week_view_shows_a_clinicians_seven_days_with_their_appointments(
+    site, doctor, front_desk_client
+):
+    location = site[0]
+    consult(
+        PatientFactory(record_number="CX-000444"),
+        local(MONDAY + timedelta(days=2), 10),
+        user=doctor,
+        clinician=doctor,
+        location=location,
+    )
+    response = front_desk_client.get(
+        reverse("diary_week"), {"clinician": doctor.pk, "day": "2026-01-07"}
+    )
+    assert response.status_code == 200
+    columns = response.context["columns"]
+    assert [c.day for c in columns] == [MONDAY + timedelta(days=n) for n in range(7)]
+    wednesday = [c for c in columns[2].cells if c.kind == "appointment"]
+    assert [c.session.patient.record_number for c in wednesday] == ["CX-000444"]
+    saturday = columns[5].cells
+    assert {c.kind for c in saturday} == {"off"}  # closed at weekends: nothing to book
+
+
+def test_the_week_view_of_a_room(site, doctor, front_desk_client):
+    location, rooms, _, _ = site
+    consult(
+        PatientFactory(),
+        local(MONDAY, 10),
+        user=doctor,
+        clinician=doctor,
+        location=location,
+        room=rooms[1],
+    )
+    response = front_desk_client.get(
+        reverse("diary_week"), {"room": rooms[1].pk, "day": "2026-01-05"}
+    )
+    assert response.context["room"] == rooms[1]
+    assert sum(c.kind == "appointment" for c in response.context["columns"][0].cells) == 1
+    other = front_desk_client.get(reverse("diary_week"), {"room": rooms[0].pk, "day": "2026-01-05"})
+    assert sum(c.kind == "appointment" for c in other.context["columns"][0].cells) == 0
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"day": "9999-12-31"},
+        {"clinician": "x"},
+        {"room": "99999999999999999999"},
+        {"location": "-1"},
+    ],
+)
+def test_the_diary_pages_shrug_off_nonsense_parameters(site, doctor, front_desk_client, query):
+    assert front_desk_client.get(reverse("diary_day"), query).status_code == 200
+    assert front_desk_client.get(reverse("diary_week"), query).status_code == 200
+    assert front_desk_client.get(reverse("appointment_new"), query).status_code == 200
