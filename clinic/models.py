@@ -112,6 +112,14 @@ def _span_ends_after_start(prefix):
     )
 
 
+def _days_in_order(prefix):
+    return models.CheckConstraint(
+        condition=models.Q(last_day__gte=models.F("first_day")),
+        name=f"{prefix}_ends_on_or_after_start",
+        violation_error_message="The last day must be on or after the first day.",
+    )
+
+
 class OpeningHours(models.Model):
     """One span a location is open on a weekday; a day may have several (a lunch break)."""
 
@@ -149,13 +157,7 @@ class Closure(models.Model):
 
     class Meta:
         ordering = ["first_day"]
-        constraints = [
-            models.CheckConstraint(
-                condition=models.Q(last_day__gte=models.F("first_day")),
-                name="closure_ends_on_or_after_start",
-                violation_error_message="The last day must be on or after the first day.",
-            ),
-        ]
+        constraints = [_days_in_order("closure")]
 
     def __str__(self):
         where = self.location or "all locations"
@@ -251,13 +253,7 @@ class Absence(models.Model):
 
     class Meta:
         ordering = ["clinician", "first_day"]
-        constraints = [
-            models.CheckConstraint(
-                condition=models.Q(last_day__gte=models.F("first_day")),
-                name="absence_ends_on_or_after_start",
-                violation_error_message="The last day must be on or after the first day.",
-            ),
-        ]
+        constraints = [_days_in_order("absence")]
 
     def __str__(self):
         return f"{self.clinician}: {self.reason} {self.first_day} to {self.last_day}"

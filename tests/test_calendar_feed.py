@@ -159,3 +159,27 @@ def test_the_feed_runs_as_many_queries_for_30_sessions_as_for_3(
     with frozen(TODAY), django_assert_max_num_queries(len(small.captured_queries)):
         assert len(events(client.get(url))) == 30
     assert Session.objects.count() == 30
+
+
+def test_a_session_moved_back_to_its_first_time_still_raises_its_sequence(
+    client, clinician, plan
+):
+    second = plan.sessions.order_by("scheduled_at")[1]
+    first_time = timezone.localtime(second.scheduled_at).time()
+    uid = f"session-{second.pk}@cicatrix"
+
+    def move_to(hour_minute):
+        session = Session.objects.get(pk=second.pk)
+        services.session_reschedule(
+            session=session,
+            new_start=timezone.make_aware(datetime.combine(session.scheduled_on, hour_minute)),
+            user=clinician,
+        )
+        return {str(e["uid"]): e for e in events(client.get(feed_of(clinician)))}[uid]
+
+    with frozen(TODAY):
+        start = {str(e["uid"]): e for e in events(client.get(feed_of(clinician)))}[uid]
+        moved = move_to(time(11))
+        back = move_to(first_time)
+    assert start["sequence"] < moved["sequence"] < back["sequence"]
+    assert back.decoded("dtstart") == start.decoded("dtstart")

@@ -6,7 +6,6 @@ active clinician. Events name the treatment and the record number only: a phone'
 screen is not a private place.
 """
 
-from collections import Counter
 from datetime import timedelta
 
 from django.contrib.auth.decorators import login_not_required
@@ -56,16 +55,20 @@ def calendar_feed(request, token):
 
 
 def sequences_for(sessions):
-    """How often each session's time changed (its iCalendar SEQUENCE), from its history: the
-    number of distinct start-end pairs it has had, less one. One query for all of them."""
+    """How often each session's time changed (its iCalendar SEQUENCE), from its history: one
+    per saved row whose start or end differs from the row before. A move back to an earlier
+    time counts too, or calendar apps would keep the superseded copy. One query for all."""
     rows = (
         Session.history.model.objects.filter(id__in=[s.pk for s in sessions])
+        .order_by("id", "history_date", "history_id")
         .values_list("id", "scheduled_at", "ends_at")
-        .distinct()
-        .order_by()
     )
-    times = Counter(pk for pk, _, _ in rows)
-    return {pk: count - 1 for pk, count in times.items()}
+    sequences, previous = {}, None
+    for pk, *times in rows:
+        if previous is not None and previous[0] == pk:
+            sequences[pk] = sequences.get(pk, 0) + (times != previous[1])
+        previous = pk, times
+    return sequences
 
 
 def _event(session, stamp, sequence):
