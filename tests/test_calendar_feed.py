@@ -161,9 +161,7 @@ def test_the_feed_runs_as_many_queries_for_30_sessions_as_for_3(
     assert Session.objects.count() == 30
 
 
-def test_a_session_moved_back_to_its_first_time_still_raises_its_sequence(
-    client, clinician, plan
-):
+def test_a_session_moved_back_to_its_first_time_still_raises_its_sequence(client, clinician, plan):
     second = plan.sessions.order_by("scheduled_at")[1]
     first_time = timezone.localtime(second.scheduled_at).time()
     uid = f"session-{second.pk}@cicatrix"

@@ -57,10 +57,14 @@ def calendar_feed(request, token):
 def sequences_for(sessions):
     """How often each session's time changed (its iCalendar SEQUENCE), from its history: one
     per saved row whose start or end differs from the row before. A move back to an earlier
-    time counts too, or calendar apps would keep the superseded copy. One query for all."""
+    time counts too, or calendar apps would keep the superseded copy. One query for all.
+
+    Rows go in history_id order, not history_date: saves of one session are serialised by its
+    row lock and write their history row inside that transaction, whereas a clock can step back.
+    """
     rows = (
         Session.history.model.objects.filter(id__in=[s.pk for s in sessions])
-        .order_by("id", "history_date", "history_id")
+        .order_by("id", "history_id")
         .values_list("id", "scheduled_at", "ends_at")
     )
     sequences, previous = {}, None
