@@ -51,14 +51,17 @@ def zone():
     return timezone.get_current_timezone()
 
 
-def load(location, first_day: date, last_day: date, *, ignore=()) -> booking.Availability:
+def load(
+    location, first_day: date, last_day: date, *, ignore=(), with_busy=True
+) -> booking.Availability:
     """Everything booking needs to know about `location` from first_day to last_day.
 
     Without a location (a clinic that has not set its sites up yet) only clashes count: every
     day is open and every clinician working, so placing still never double-books anyone.
+    `with_busy=False` leaves out the appointments (the diary pages draw them themselves).
     """
     start, end = day_bounds(first_day, (last_day - first_day).days + 1)
-    busy = list(_busy(start, end, ignore))
+    busy = list(_busy(start, end, ignore)) if with_busy else []
     if location is None:
         everyone = dict.fromkeys(range(7), ALL_DAY)
         return booking.Availability(

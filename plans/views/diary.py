@@ -161,7 +161,7 @@ def diary_day(request):
             (row.starts, row.ends)
             for row in OpeningHours.objects.filter(location=location, weekday=weekday)
         ]
-    av = diary.load(location, day, day) if location is not None else None
+    av = diary.load(location, day, day, with_busy=False) if location is not None else None
     closed = [reason for first, last, reason in (av.closures if av else ()) if first <= day <= last]
     sessions = _diary_sessions(location, day)
     held = [s for s in sessions if s.status in Session.HOLDS_TIME]
@@ -276,7 +276,11 @@ def diary_week(request):
             or (clinician is not None and _clinician_id(s) == clinician.pk)
         )
     ]
-    av = diary.load(location, monday, monday + timedelta(days=6)) if location else None
+    av = (
+        diary.load(location, monday, monday + timedelta(days=6), with_busy=False)
+        if location
+        else None
+    )
     opening = av.opening if av else {}
     all_spans = [span for spans in opening.values() for span in spans]
     start, stop = _rows_for(monday, all_spans, [])
