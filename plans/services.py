@@ -161,6 +161,16 @@ def _load_safety_facts(patients, exclude_sessions):
     return SafetyRuleSetting.current(), flags, acne, sessions
 
 
+def neutral_badge(findings) -> str:
+    """What front desk sees of findings: no condition, medication or rule name (issue 10)."""
+    actions = {checked.finding.action for checked in findings}
+    if safety.Action.BLOCK in actions:
+        return "Clinician review"
+    if safety.Action.WARN in actions:
+        return "Check with clinician"
+    return ""
+
+
 def findings_for_sessions(sessions) -> dict[int, list[CheckedFinding]]:
     """Each session's findings on its own date, for list pages: queries do not grow per row.
 

@@ -145,6 +145,7 @@ def _safety(request, sessions):
     findings = services.findings_for_sessions(open_ones)
     for session in sessions:
         session.findings = findings.get(session.pk, [])
+        session.neutral = services.neutral_badge(session.findings)
     return request.user.has_perm("plans.view_assessment")
 
 

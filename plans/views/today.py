@@ -53,6 +53,7 @@ def today(request):
     findings = services.findings_for_sessions([s for s in listed if s.status in Session.OPEN])
     for session in listed:
         session.findings = findings.get(session.pk, [])
+        session.neutral = services.neutral_badge(session.findings)
     return render(
         request,
         "plans/today.html",
