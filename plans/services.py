@@ -797,13 +797,13 @@ def session_book(
         raise ValidationError("Sessions can only be booked on an active plan.")
     checker = PatientSafety(plan.patient)
     on = timezone.localtime(scheduled_at).date()
-    accepted = _settle_blocks(
-        checker.findings(course.treatment, on, parameters=course.default_parameters),
-        user=user,
-        overrides=overrides,
-    )
+    checked = checker.findings(course.treatment, on, parameters=course.default_parameters)
+    accepted = _settle_blocks(checked, user=user, overrides=overrides)
     number = (course.session_treatments.aggregate(n=Max("number"))["n"] or 0) + 1
     course.sessions_count = max(course.sessions_count, number)
+    if course.sessions_count > 1 and course.interval_days < 1:
+        # A one-off that is now repeated needs an interval: the catalogue's usual one.
+        course.interval_days = max(1, course.treatment.default_interval_days)
     _save(course, user=user)
     needs = diary.Needs.of_treatments([course.treatment])
     session = Session(
@@ -826,6 +826,7 @@ def session_book(
         user=user,
     )
     _record_overrides(session, accepted, user=user)
+    session.findings = checked  # for the page: the warnings it was booked with
     return session
 
 

@@ -679,3 +679,30 @@ def test_the_diary_pages_shrug_off_nonsense_parameters(site, doctor, front_desk_
     assert front_desk_client.get(reverse("diary_day"), query).status_code == 200
     assert front_desk_client.get(reverse("diary_week"), query).status_code == 200
     assert front_desk_client.get(reverse("appointment_new"), query).status_code == 200
+
+
+def test_an_extra_session_of_a_one_session_course_is_booked(site, doctor):
+    plan = make_plan(
+        user=doctor, courses=[course("cryotherapy", 1)], start=MONDAY, location=site[0]
+    )
+    extra = services.session_book(
+        course=plan.courses.get(), scheduled_at=local(MONDAY + timedelta(days=28), 10), user=doctor
+    )
+    course_row = plan.courses.get()
+    assert course_row.sessions_count == 2 and course_row.interval_days >= 1
+    assert extra.treatments.get().number == 2
+
+
+def test_booking_an_extra_session_shows_the_same_warnings_as_moving(site, doctor, clinician_client):
+    plan = make_plan(
+        user=doctor, courses=[course("cryotherapy", 1)], start=MONDAY, location=site[0]
+    )
+    with frozen(MONDAY):
+        response = clinician_client.post(
+            reverse("session_book", args=[plan.pk]),
+            {"course": plan.courses.get().pk, "date": "2026-01-07", "time": "10:00"},
+            follow=True,
+        )
+    shown = [str(m) for m in response.context["messages"]]
+    assert any("minimum interval" in m for m in shown), shown
+    assert plan.sessions.count() == 2

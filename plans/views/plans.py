@@ -237,6 +237,8 @@ def session_book(request, pk):
         except ValidationError as exc:
             form.add_error(None, " ".join(exc.messages))
         else:
+            for checked in session.findings:
+                messages.warning(request, f"{checked.on:%d %b %Y}: {checked.finding.message}")
             messages.success(request, f"Booked: {session}.")
             return redirect("plan_detail", pk=plan.pk)
     return render(
