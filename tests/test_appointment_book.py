@@ -440,7 +440,9 @@ def test_the_day_view_shows_a_column_per_working_clinician_and_bookable_free_cel
     cells = response.context["columns"][0].cells
     free = [c for c in cells if c.kind == "free"]
     assert len(free) == 32 - 2  # 09:00-17:00 in quarter hours, less the 30-minute visit
-    assert f"clinician={doctor.pk}" in page and "time=09:00" in page
+    first = free[0].href
+    assert f"clinician={doctor.pk}" in first and "time=09%3A00" in first
+    assert first.replace("&", "&amp;") in page
 
 
 def test_the_day_view_by_room(site, doctor, front_desk_client):
