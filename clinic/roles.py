@@ -61,6 +61,7 @@ _MANAGER = (
     | _perms("plans", "treatment", _VIEW_ADD_CHANGE)
     | _perms("plans", "treatmentparameter", _VIEW_ADD_CHANGE)
     | _perms("plans", "safetyrulesetting", _VIEW_ADD_CHANGE)
+    | _perms("plans", "visittype", _VIEW_ADD_CHANGE)
     | {f"clinic.{a}_{model}" for model in _DIARY_SETUP + _DIARY_STAFF for a in _VIEW_ADD_CHANGE}
 )
 

@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q
+from simple_history.admin import SimpleHistoryAdmin
 
 from clinic.admin_tools import ClinicalAdmin, NoDeleteInline, ReadOnlyInline
 from plans import safety
@@ -16,6 +17,7 @@ from plans.models import (
     SessionTreatment,
     Treatment,
     TreatmentParameter,
+    VisitType,
 )
 from plans.services import session_mark_missed
 
@@ -424,3 +426,11 @@ class SessionTreatmentAdmin(ClinicalAdmin):
     @admin.display(description="session n of m")
     def numbering_display(self, row):
         return row.numbering
+
+
+@admin.register(VisitType)
+class VisitTypeAdmin(SimpleHistoryAdmin):
+    list_display = ("kind", "minutes", "needs_room")
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser

@@ -201,6 +201,13 @@ APPOINTMENTS = {
 VISIT_MINUTES = {"consultation": 30, "review": 15, "patch_test": 15, "photo": 15}
 
 
+def ensure_visit_types(apps):
+    """The usual lengths of appointments outside a plan, where missing (never overwritten)."""
+    VisitType = apps.get_model("plans", "VisitType")
+    for kind, minutes in VISIT_MINUTES.items():
+        VisitType.objects.get_or_create(kind=kind, defaults={"minutes": minutes})
+
+
 def ensure_appointment_defaults(apps, codes):
     """Device kinds, and the length and equipment of the catalogue treatments `codes`."""
     DeviceKind = apps.get_model("clinic", "DeviceKind")

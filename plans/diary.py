@@ -16,7 +16,7 @@ from clinic.models import Absence, Closure, Device, Location, OpeningHours, Room
 from clinic.timeutils import day_bounds
 from plans import booking
 from plans.catalogue import VISIT_MINUTES
-from plans.models import Session
+from plans.models import Session, VisitType
 
 ALL_DAY = ((time(0, 0), time(23, 45)),)
 
@@ -44,7 +44,11 @@ class Needs:
 
     @classmethod
     def of_kind(cls, kind):
-        return cls(VISIT_MINUTES.get(kind, 30))
+        """A visit outside a plan, as the manager set its type up (catalogue default else)."""
+        row = VisitType.objects.filter(kind=kind).values_list("minutes", "needs_room").first()
+        if row is None:
+            return cls(VISIT_MINUTES.get(kind, 30))
+        return cls(row[0], row[1])
 
 
 def zone():

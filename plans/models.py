@@ -456,6 +456,34 @@ class Session(TimeStamped):
             raise ValidationError({"device": "This device belongs to another location."})
 
 
+class VisitType(models.Model):
+    """An appointment outside a plan (consultation, review, patch test, photo visit): its usual
+    length and whether it takes a room. The manager edits them; staff may change a length
+    when booking."""
+
+    kind = models.CharField(
+        max_length=14,
+        unique=True,
+        choices=[(k, label) for k, label in Session.Kind.choices if k != Session.Kind.TREATMENT],
+    )
+    minutes = models.PositiveSmallIntegerField("usual length (minutes)", default=30)
+    needs_room = models.BooleanField(default=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["kind"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(minutes__gte=5) & Q(minutes__lte=480),
+                name="visit_type_5_to_480_minutes",
+                violation_error_message="An appointment lasts from 5 to 480 minutes.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.minutes} min)"
+
+
 class SessionTreatment(models.Model):
     """A treatment done (or to be done) in a session, with the parameters used."""
 

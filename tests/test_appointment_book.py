@@ -708,3 +708,19 @@ def test_booking_an_extra_session_shows_the_same_warnings_as_moving(site, doctor
     shown = [str(m) for m in response.context["messages"]]
     assert any("minimum interval" in m for m in shown), shown
     assert plan.sessions.count() == 2
+
+
+def test_the_manager_sets_how_long_a_consultation_usually_lasts(site, doctor):
+    from plans.models import VisitType
+
+    VisitType.objects.filter(kind="consultation").update(minutes=45)
+    visit = consult(
+        PatientFactory(), local(MONDAY, 10), user=doctor, clinician=doctor, location=site[0]
+    )
+    assert visit.ends_at - visit.scheduled_at == timedelta(minutes=45)
+    assert set(VisitType.objects.values_list("kind", "minutes")) == {
+        ("consultation", 45),
+        ("review", 15),
+        ("patch_test", 15),
+        ("photo", 15),
+    }
