@@ -1149,6 +1149,12 @@ class Builder:
             if completed and not notes and rng.random() < 0.3:
                 notes = rng.choice(SESSION_NOTES)
             session = Session(
+                # A visit of home treatments only is their review in clinic (as in services).
+                kind=(
+                    Session.Kind.TREATMENT
+                    if any(t.in_office for t in treatments)
+                    else Session.Kind.REVIEW
+                ),
                 plan=plan,
                 patient_id=p.pk,
                 scheduled_at=scheduled_at,

@@ -534,11 +534,14 @@ def test_every_demo_session_is_booked_in_opening_and_working_hours_with_its_room
     plans = dict(Plan.objects.values_list("pk", "location"))
     sessions = Session.objects.prefetch_related("treatments__treatment")
     assert sessions.count() > 300
+    assert set(sessions.values_list("kind", flat=True)) == {"treatment", "review"}
     for session in sessions:
         treatments = [row.treatment for row in session.treatments.all()]
         assert treatments, session
         assert session.ends_at > session.scheduled_at
         assert session.minutes == max(t.duration_minutes for t in treatments)
+        in_office = any(t.in_office for t in treatments)
+        assert session.kind == ("treatment" if in_office else "review"), session.pk
         assert session.clinician_id is not None
         assert session.location_id is not None
         assert session.location_id == plans[session.plan_id]
