@@ -1,4 +1,7 @@
+import re
+
 from django import forms
+from django.db.models import Q
 from django.utils import timezone
 
 from patients.models import AcneActivity, Consent, MedicalFlag, Patient, ScarSite, ScarType
@@ -67,11 +70,40 @@ class PatientForm(VersionedForm):
             "medications": forms.Textarea(attrs={"rows": 2}),
         }
 
+    register_anyway = forms.BooleanField(
+        required=False,
+        label="This is a different person: register anyway",
+        help_text="Only after checking the possible existing records listed above.",
+        widget=forms.HiddenInput,  # shown once a possible existing record is found
+    )
+
     def __init__(self, *args, clinical=True, **kwargs):
         super().__init__(*args, **kwargs)
         if not clinical:  # front desk: demographics only
             for name in ("fitzpatrick_type", "other_allergies", "medications"):
                 del self.fields[name]
+        self.possible_duplicates = []
+        if self.instance.pk:
+            del self.fields["register_anyway"]
+        else:
+            # A new patient's sex is chosen, not defaulted to "not stated".
+            self.fields["sex"].choices = [("", "Choose…"), *Patient.Sex.choices]
+            self.fields["sex"].initial = ""
+            self.fields["record_number"].initial = next_record_number()
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk or cleaned.get("register_anyway"):
+            return cleaned
+        self.possible_duplicates = list(_same_person(cleaned)[:5])
+        if self.possible_duplicates:
+            self.fields["register_anyway"].widget = forms.CheckboxInput()
+            raise forms.ValidationError(
+                "This patient may already be registered (same name and date of birth, e-mail "
+                "or phone): open the existing record below, or tick 'register anyway'.",
+                code="possible_duplicate",
+            )
+        return cleaned
 
     def clean_record_number(self):
         number = self.cleaned_data["record_number"].strip().upper()
@@ -82,6 +114,30 @@ class PatientForm(VersionedForm):
                 "Search for them before registering a new record."
             )
         return number
+
+
+def _same_person(cleaned):
+    """Current records that look like the patient being registered."""
+    query = Q()
+    first, last, born = (cleaned.get(k) for k in ("first_name", "last_name", "date_of_birth"))
+    if first and last and born:
+        query |= Q(first_name__iexact=first, last_name__iexact=last, date_of_birth=born)
+    if cleaned.get("email"):
+        query |= Q(email__iexact=cleaned["email"])
+    if cleaned.get("phone"):
+        query |= Q(phone=cleaned["phone"])
+    return Patient.objects.active().filter(query) if query else Patient.objects.none()
+
+
+def next_record_number():
+    """The last registered record number plus one, in its own pattern (CX-000107 -> CX-000108);
+    staff may type another."""
+    last = Patient.objects.order_by("-created_at", "-pk").values_list("record_number", flat=True)
+    match = re.fullmatch(r"(.*?)(\d+)", last.first() or "")
+    if not match:
+        return ""
+    prefix, digits = match.groups()
+    return f"{prefix}{int(digits) + 1:0{len(digits)}d}"
 
 
 class PatientSearchForm(forms.Form):

@@ -474,3 +474,44 @@ def test_scoring_another_patients_site_is_404_and_saves_nothing(clinician_client
     assert response.status_code == 404
     assert not Assessment.objects.exists()
     assert ScarSite.objects.count() == 2
+
+
+# --- registration that a busy desk cannot get wrong (issue 10, point 9) ----------------------
+
+
+def test_sex_starts_blank_and_must_be_chosen(front_desk_client):
+    url = reverse("patient_create")
+    blank = browser_form(front_desk_client.get(url))
+    assert blank["sex"] == ""
+    response = front_desk_client.post(url, blank | NEW_PATIENT | {"sex": ""})
+    assert response.status_code == 200
+    assert response.context["form"].errors["sex"] == ["This field is required."]
+    assert not Patient.objects.exists()
+
+
+def test_the_same_name_and_birth_date_is_shown_before_a_second_record_is_made(front_desk_client):
+    existing = PatientFactory(
+        first_name="Jordan", last_name="Okoye", date_of_birth=date(1994, 3, 17)
+    )
+    url = reverse("patient_create")
+    typed = NEW_PATIENT | {
+        "first_name": "jordan",
+        "last_name": "OKOYE",
+        "date_of_birth": "1994-03-17",
+    }
+    response = front_desk_client.post(url, browser_form(front_desk_client.get(url)) | typed)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "may already be registered" in html
+    assert reverse("patient_detail", args=[existing.pk]) in html
+    assert Patient.objects.count() == 1
+    again = front_desk_client.post(url, browser_form(response) | {"register_anyway": "on"})
+    assert again.status_code == 302
+    assert Patient.objects.count() == 2
+
+
+def test_the_next_record_number_is_offered(front_desk_client):
+    PatientFactory(record_number="CX-000041")
+    PatientFactory(record_number="CX-000107")
+    form = browser_form(front_desk_client.get(reverse("patient_create")))
+    assert form["record_number"] == "CX-000108"
