@@ -10,7 +10,7 @@ starts at 10:00.
 from bisect import bisect_left
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import cached_property
 
 RESOURCE_NAMES = {
@@ -69,8 +69,9 @@ class Availability:
         if not found:
             return None
         starts, rows = found
-        # Anything overlapping starts before `end` and no earlier than start - longest.
-        first = bisect_left(starts, start - self.longest)
+        # Anything overlapping starts before `end` and no earlier than start - longest, counted
+        # in real time: on the wall clock a night across the clocks going forward is an hour short.
+        first = bisect_left(starts, start.astimezone(UTC) - self.longest)
         last = bisect_left(starts, end)
         for row in rows[first:last]:
             if row.end > start and row.appointment not in ignore:
