@@ -255,14 +255,6 @@ def _save(obj, *, user, savepoint_clash=False, **kwargs):
     return obj
 
 
-def _at(day: date, plan: Plan) -> datetime:
-    """The plan's preferred time on a day, in the clinic's time zone."""
-    moment = plan.preferred_time
-    if isinstance(moment, str):
-        moment = datetime.strptime(moment, "%H:%M").time()
-    return timezone.make_aware(datetime.combine(day, moment))
-
-
 def _shift(moment, delta):
     """Move by whole days and hours on the clinic's wall clock (09:00 stays 09:00 across DST)."""
     local = timezone.localtime(moment).replace(tzinfo=None)
@@ -1152,12 +1144,6 @@ def appointment_book(
         override_reason=booking_override,
         room_chosen=room is not None,
     )
-
-
-def session_needs(session) -> diary.Needs:
-    if session.kind != Session.Kind.TREATMENT:
-        return diary.Needs.of_kind(session.kind)
-    return diary.Needs.of_treatments(row.treatment for row in session.treatments.all())
 
 
 ARRIVAL_STEPS = {

@@ -64,3 +64,11 @@ def visit_sites(session):
     if session.plan_id:
         return session.plan.target_sites.active()
     return session.patient.scar_sites.active()
+
+
+def _int(value):
+    """A whole number from a request parameter; None when missing or not a number."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -24,6 +24,7 @@ from clinic.views_helpers import date_param, safe_next
 from patients.models import Patient
 from plans import diary, services
 from plans.models import Session, SessionTreatment
+from plans.views._common import _int
 
 STEP = 15  # minutes per row of the grid
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -347,13 +348,6 @@ def diary_week(request):
             "grid_columns": 8,
         },
     )
-
-
-def _int(text):
-    try:
-        return int(text or "")
-    except ValueError:
-        return None
 
 
 # --- booking a visit outside a plan --------------------------------------------------------

@@ -16,7 +16,7 @@ from plans.forms import (
     SiteOutcomeForm,
 )
 from plans.models import Assessment, Session, SessionTreatment
-from plans.views._common import _blocked, _overrides_from, back_to, refusal_text, visit_sites
+from plans.views._common import _blocked, _int, _overrides_from, back_to, refusal_text, visit_sites
 
 
 def get_session(pk):
@@ -236,13 +236,6 @@ def session_log(request, pk):
             "version": session.version if post is None else request.POST.get("version"),
         },
     )
-
-
-def _int(value):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _assessments_from(site_blocks):
