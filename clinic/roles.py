@@ -50,11 +50,14 @@ _CLINICIAN = (
     | _perms("plans", "adverseevent", _VIEW_ADD_CHANGE)
     | _perms("plans", "sessionphoto", _VIEW_ADD_CHANGE)
     | _perms("plans", "safetyoverride", ("view", "add"))
+    | _perms("plans", "amendment", ("view", "add"))  # of the sessions they logged
     | {"plans.override_safety_block", "plans.view_report"}
 )
 _MANAGER = (
     _CLINICIAN
     | {"patients.archive_patient", "plans.view_outcomes", "plans.book_outside_hours"}
+    | {"plans.amend_any_session"}
+    | _perms("patients", "recordnumberformat", ("view", "change"))
     | {"clinic.view_calendarfeed"}  # who has a feed on; the secret link is never shown
     | _perms("clinic", "user", _VIEW_ADD_CHANGE)
     | _perms("auth", "group", _VIEW)

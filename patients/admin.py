@@ -1,4 +1,5 @@
 from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
 from django.db.models import Count
 
 from clinic.admin_tools import ArchivableAdmin, ArchivedFilter, ClinicalAdmin, NoDeleteInline
@@ -7,6 +8,7 @@ from patients.models import (
     Consent,
     MedicalFlag,
     Patient,
+    RecordNumberFormat,
     ScarSite,
     ScarType,
     _parse_date,
@@ -162,3 +164,16 @@ class ScarTypeAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+
+@admin.register(RecordNumberFormat)
+class RecordNumberFormatAdmin(SimpleHistoryAdmin):
+    """One row: how the registration form makes the next record number."""
+
+    list_display = ("__str__", "prefix", "digits")
+
+    def has_add_permission(self, request):
+        return not RecordNumberFormat.objects.exists() and super().has_add_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False

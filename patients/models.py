@@ -9,6 +9,7 @@ from datetime import date
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -141,6 +142,41 @@ class Patient(Archivable, TimeStamped):
         return record or ""
 
 
+class RecordNumberFormat(models.Model):
+    """How new record numbers are made: a prefix and a zero-padded number (CX-000108). One row,
+    edited by the manager in the admin; staff may still type another number."""
+
+    prefix = models.CharField(
+        max_length=10,
+        default="CX-",
+        blank=True,
+        help_text="Letters before the number, e.g. CX-. Letters, digits, '-' and '/' only.",
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z0-9/-]*$", "Use letters, digits, '-' and '/' only (e.g. CX-)."
+            )
+        ],
+    )
+    digits = models.PositiveSmallIntegerField(
+        default=6, help_text="How many digits the number has, zero-padded (3 to 10)."
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "record number format"
+        verbose_name_plural = "record number format"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(digits__gte=3) & Q(digits__lte=10),
+                name="record_number_digits_3_to_10",
+                violation_error_message="A record number has from 3 to 10 digits.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.prefix}{'0' * (self.digits - 1)}1"
+
+
 class AcneActivity(TimeStamped):
     """Acne activity as seen on a date; the latest record on or before a day applies."""
 
@@ -249,6 +285,12 @@ class Consent(TimeStamped):
     kind = models.CharField(max_length=24, choices=Kind)
     signed_on = models.DateField(validators=[validate_clinic_date])
     withdrawn_on = models.DateField(null=True, blank=True, validators=[validate_clinic_date])
+    expires_on = models.DateField(
+        null=True,
+        blank=True,
+        validators=[validate_clinic_date],
+        help_text="Last day it is valid, if it must be renewed; empty: until withdrawn.",
+    )
     scanned_file = models.FileField(
         upload_to=consent_upload_to,
         blank=True,
@@ -266,10 +308,20 @@ class Consent(TimeStamped):
                 name="consent_withdrawn_after_signed",
                 violation_error_message="Consent cannot be withdrawn before it was signed.",
             ),
+            models.CheckConstraint(
+                condition=Q(expires_on__isnull=True) | Q(expires_on__gte=models.F("signed_on")),
+                name="consent_expires_after_signed",
+                violation_error_message="Consent cannot expire before it was signed.",
+            ),
         ]
 
     def __str__(self):
-        state = f"withdrawn {self.withdrawn_on}" if self.withdrawn_on else "in force"
+        if self.withdrawn_on:
+            state = f"withdrawn {self.withdrawn_on}"
+        elif self.expires_on:
+            state = f"valid to {self.expires_on}"
+        else:
+            state = "in force"
         return f"{self.get_kind_display()} consent signed {self.signed_on} ({state})"
 
     def clean(self):
@@ -277,9 +329,18 @@ class Consent(TimeStamped):
             raise ValidationError(
                 {"withdrawn_on": "The withdrawal date must be on or after the signing date."}
             )
+        if self.expires_on and self.signed_on and self.expires_on < self.signed_on:
+            raise ValidationError(
+                {"expires_on": "The expiry date must be on or after the signing date."}
+            )
 
     def in_force_on(self, day: date) -> bool:
-        return self.signed_on <= day and (self.withdrawn_on is None or day < self.withdrawn_on)
+        """Signed on or before `day`, not withdrawn by then, and not past its expiry."""
+        return (
+            self.signed_on <= day
+            and (self.withdrawn_on is None or day < self.withdrawn_on)
+            and (self.expires_on is None or day <= self.expires_on)
+        )
 
 
 class ScarType(models.Model):

@@ -7,6 +7,7 @@ from clinic.admin_tools import ClinicalAdmin, NoDeleteInline, ReadOnlyInline
 from plans import safety
 from plans.models import (
     AdverseEvent,
+    Amendment,
     Assessment,
     Course,
     Plan,
@@ -380,6 +381,31 @@ class SafetyOverrideAdmin(ClinicalAdmin):
     @admin.display(description="patient", ordering="session__patient__last_name")
     def patient(self, override):
         return override.session.patient
+
+
+@admin.register(Amendment)
+class AmendmentAdmin(admin.ModelAdmin):
+    """Amendments are made on the session page with a reason; here they are only read."""
+
+    list_display = ("amended_at", "patient", "session", "amended_by", "reason")
+    list_filter = ("amended_by",)
+    search_fields = tuple(f"session__{field}" for field in PATIENT_SEARCH)
+    list_select_related = ("session__patient", "amended_by")
+    ordering = ("-amended_at",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="patient", ordering="session__patient__last_name")
+    def patient(self, amendment):
+        return amendment.session.patient
 
 
 @admin.register(TreatmentParameter)

@@ -168,11 +168,13 @@ PARAMETERS = {
 }
 
 RULE_SETTINGS = [
+    ("treatment_consent", "block", None),
     ("active_breakout", "block", None),
     ("isotretinoin_recent", "warn", 6),
     ("pregnancy_salicylic", "block", None),
     ("salicylate_allergy", "block", None),
     ("fitzpatrick_pih", "warn", None),
+    ("fitzpatrick_unassessed", "warn", None),
     ("keloid_history", "warn", None),
     ("anticoagulant", "warn", None),
     ("herpes_simplex", "inform", None),

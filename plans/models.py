@@ -204,6 +204,8 @@ class SafetyRuleSetting(models.Model):
     window = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="The rule's time window (months or days, see the rule)."
     )
+    # Why the last change was made; each history row keeps the reason of its own change.
+    change_reason = models.TextField("reason for the change", blank=True)
     history = HistoricalRecords()
 
     class Meta:
@@ -397,6 +399,11 @@ class Session(TimeStamped):
     # A manager's reason for booking outside opening or working hours (never for a clash).
     booking_override = models.TextField(blank=True)
     completed_at = models.DateTimeField(null=True, blank=True, validators=[validate_clinic_date])
+    # When a session booked for another day is logged as done today, it moves to the real
+    # date of treatment; this keeps the time it had been booked for.
+    booked_for = models.DateTimeField(
+        "booked for", null=True, blank=True, validators=[validate_clinic_date]
+    )
     notes = models.TextField("clinical notes", blank=True, help_text="Staff only.")
     version = models.PositiveIntegerField(default=1, editable=False)
     history = HistoricalRecords()
@@ -496,6 +503,7 @@ class SessionTreatment(models.Model):
         null=True, blank=True, help_text="Session n of the course."
     )
     parameters = models.JSONField(default=dict, blank=True)
+    amended_at = models.DateTimeField(null=True, blank=True, editable=False)
     history = HistoricalRecords()
 
     class Meta:
@@ -566,6 +574,7 @@ class Assessment(TimeStamped):
     items = models.JSONField()
     total = models.SmallIntegerField(editable=False)
     notes = models.TextField(blank=True, help_text="Staff only.")
+    amended_at = models.DateTimeField(null=True, blank=True, editable=False)
     history = HistoricalRecords()
 
     objects = AssessmentQuerySet.as_manager()
@@ -723,6 +732,8 @@ class SessionPhoto(TimeStamped):
     taken_on = models.DateField(default=timezone.localdate, validators=[validate_clinic_date])
     caption = models.CharField(max_length=200, blank=True)
     taken_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    # An amendment withdraws a photo taken in error; it leaves reports but is never deleted.
+    withdrawn_at = models.DateTimeField(null=True, blank=True, editable=False)
     history = HistoricalRecords()
 
     class Meta:
@@ -772,3 +783,34 @@ class SafetyOverride(models.Model):
 
     def __str__(self):
         return f"{self.rule} overridden by {self.overridden_by} on {self.overridden_at:%Y-%m-%d}"
+
+
+class Amendment(models.Model):
+    """A correction of a logged session by its clinician or a manager, with the reason.
+
+    Append-only: the values before and after are kept here (and in each record's history),
+    so a report can show the amended value and say that it was amended.
+    """
+
+    session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="amendments")
+    reason = models.TextField()
+    changes = models.JSONField(
+        default=list, help_text="One entry per changed value: what, before, after."
+    )
+    amended_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    amended_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-amended_at", "-id"]
+        permissions = [("amend_any_session", "Can amend a session someone else logged")]
+        indexes = [models.Index(fields=["session", "amended_at"], name="amendment_session_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(reason=""),
+                name="amendment_needs_a_reason",
+                violation_error_message="An amendment needs a written reason.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Amendment of {self.session} by {self.amended_by} on {self.amended_at:%Y-%m-%d}"

@@ -33,6 +33,22 @@ class FlagPeriod:
 
 
 @dataclass(frozen=True)
+class ConsentPeriod:
+    """A signed treatment consent: in force from signing until withdrawn or past its expiry."""
+
+    signed_on: date
+    withdrawn_on: date | None = None  # no longer in force from this day
+    expires_on: date | None = None  # the last day it is in force
+
+    def in_force_on(self, day: date) -> bool:
+        return (
+            self.signed_on <= day
+            and (self.withdrawn_on is None or day < self.withdrawn_on)
+            and (self.expires_on is None or day <= self.expires_on)
+        )
+
+
+@dataclass(frozen=True)
 class TreatmentFacts:
     code: str
     name: str
@@ -55,11 +71,15 @@ class SafetyContext:
     on: date
     treatment: TreatmentFacts
     fitzpatrick: int | None = None
+    # False when the patient's skin type is recorded as "not yet assessed".
+    fitzpatrick_assessed: bool = True
     acne_level: str = ""
     acne_recorded_on: date | None = None  # the date of the record acne_level comes from
     flags: tuple[FlagPeriod, ...] = ()
     parameters: Mapping[str, object] = field(default_factory=dict)
     other_sessions: tuple[OtherSession, ...] = ()
+    # The patient's treatment consents; None when the caller does not check consent.
+    treatment_consents: tuple[ConsentPeriod, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -266,18 +286,59 @@ def _salicylate_allergy(ctx: SafetyContext, window: int | None) -> str | None:
     return f"{_recorded(flag, ctx.on)}: {_salicylate_source(ctx)}. Choose another agent."
 
 
-def _pigmentation(ctx: SafetyContext, window: int | None) -> str | None:
-    """Skin types IV-VI: pigmentation risk with medium/deep peels, lasers, cryotherapy."""
-    t = ctx.treatment
-    if ctx.fitzpatrick not in {4, 5, 6}:
+def _consent(ctx: SafetyContext, window: int | None) -> str | None:
+    """In-office treatments need a signed treatment consent in force on the session's date."""
+    consents = ctx.treatment_consents
+    if consents is None or not ctx.treatment.in_office:
         return None
+    if any(c.in_force_on(ctx.on) for c in consents):
+        return None
+    latest = max(consents, key=lambda c: c.signed_on, default=None)
+    if latest is None:
+        state = "No treatment consent is on file"
+    elif latest.signed_on > ctx.on:
+        state = f"The treatment consent was signed on {latest.signed_on}, after {ctx.on}"
+    elif latest.withdrawn_on is not None and latest.withdrawn_on <= ctx.on:
+        state = f"The treatment consent was withdrawn on {latest.withdrawn_on}"
+    else:
+        state = f"The treatment consent expired on {latest.expires_on}"
+    return (
+        f"{state}: {ctx.treatment.name} on {ctx.on} needs the patient's signed treatment "
+        "consent. Record it on the patient's page first."
+    )
+
+
+def _pigmentation_risk(ctx: SafetyContext) -> str | None:
+    """What carries a pigmentation risk in skin types IV-VI (None when nothing does)."""
+    t = ctx.treatment
     if t.category == "peel":
         if peel_depth(t, ctx.parameters) == "superficial":
             return None
-        what = f"{t.name} ({_depth_label(ctx)})"
-    elif t.category in LASERS or t.category == "cryotherapy":
-        what = t.name
-    else:
+        return f"{t.name} ({_depth_label(ctx)})"
+    if t.category in LASERS or t.category == "cryotherapy":
+        return t.name
+    return None
+
+
+def _fitzpatrick_unassessed(ctx: SafetyContext, window: int | None) -> str | None:
+    """Skin type not yet assessed before a treatment whose risk depends on it."""
+    if ctx.fitzpatrick_assessed:
+        return None
+    what = _pigmentation_risk(ctx)
+    if what is None:
+        return None
+    return (
+        f"Fitzpatrick skin type is not yet assessed: {what} carries a risk of "
+        "post-inflammatory hyperpigmentation in types IV-VI. Assess the skin type first."
+    )
+
+
+def _pigmentation(ctx: SafetyContext, window: int | None) -> str | None:
+    """Skin types IV-VI: pigmentation risk with medium/deep peels, lasers, cryotherapy."""
+    if ctx.fitzpatrick not in {4, 5, 6}:
+        return None
+    what = _pigmentation_risk(ctx)
+    if what is None:
         return None
     return (
         f"Fitzpatrick skin type {ROMAN[ctx.fitzpatrick]}: {what} carries a risk of "
@@ -372,6 +433,7 @@ def _rule(code: str, title: str, action: Action, check: Callable, unit="", windo
 RULES: dict[str, Rule] = {
     rule.code: rule
     for rule in (
+        _rule("treatment_consent", "Treatment consent", Action.BLOCK, _consent),
         _rule("active_breakout", "Active breakout", Action.BLOCK, _breakout),
         _rule(
             "isotretinoin_recent", "Recent isotretinoin", Action.WARN, _isotretinoin, "months", 6
@@ -379,6 +441,12 @@ RULES: dict[str, Rule] = {
         _rule("pregnancy_salicylic", "Salicylic acid in pregnancy", Action.BLOCK, _pregnancy),
         _rule("salicylate_allergy", "Salicylate allergy", Action.BLOCK, _salicylate_allergy),
         _rule("fitzpatrick_pih", "Pigmentation risk", Action.WARN, _pigmentation),
+        _rule(
+            "fitzpatrick_unassessed",
+            "Skin type not assessed",
+            Action.WARN,
+            _fitzpatrick_unassessed,
+        ),
         _rule("keloid_history", "Keloid history", Action.WARN, _keloid),
         _rule("anticoagulant", "Bleeding risk", Action.WARN, _bleeding),
         _rule("herpes_simplex", "Herpes simplex history", Action.INFORM, _herpes),

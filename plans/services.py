@@ -88,8 +88,9 @@ class PatientSafety:
         self.patient = patient
         if _loaded is None:
             _loaded = _load_safety_facts([patient], exclude_sessions)
-        self.settings, flags, acne, sessions = _loaded
+        self.settings, flags, acne, sessions, consents = _loaded
         self.flags = tuple(flags.get(patient.pk, ()))
+        self.consents = tuple(consents.get(patient.pk, ()))
         self.acne = sorted(acne.get(patient.pk, ()))
         self.sessions = list(sessions.get(patient.pk, ()))
 
@@ -118,21 +119,28 @@ class PatientSafety:
             on=on,
             treatment=treatment.facts(),
             fitzpatrick=self.patient.fitzpatrick_type,
+            fitzpatrick_assessed=self.patient.fitzpatrick_type is not None,
             acne_level=acne_level,
             acne_recorded_on=acne_recorded_on,
             flags=self.flags,
             parameters=parameters or {},
             other_sessions=tuple(others) + tuple(extra_sessions),
+            treatment_consents=self.consents,
         )
         return [CheckedFinding(on, treatment, f) for f in safety.evaluate(ctx, self.settings)]
 
 
 def _load_safety_facts(patients, exclude_sessions):
-    """Rule settings, flags, acne records and live sessions of these patients: 4 queries."""
-    from patients.models import AcneActivity, MedicalFlag
+    """Rule settings, flags, acne records, live sessions and treatment consents of these
+    patients: 5 queries."""
+    from patients.models import AcneActivity, Consent, MedicalFlag
 
     ids = [p.pk for p in patients]
-    flags, acne, sessions = {}, {}, {}
+    flags, acne, sessions, consents = {}, {}, {}, {}
+    for pid, signed, withdrawn, expires in Consent.objects.filter(
+        patient__in=ids, kind=Consent.Kind.TREATMENT
+    ).values_list("patient_id", "signed_on", "withdrawn_on", "expires_on"):
+        consents.setdefault(pid, []).append(safety.ConsentPeriod(signed, withdrawn, expires))
     for pid, kind, start, end in MedicalFlag.objects.filter(patient__in=ids).values_list(
         "patient_id", "kind", "started_on", "ended_on"
     ):
@@ -158,7 +166,7 @@ def _load_safety_facts(patients, exclude_sessions):
     for pid, moment, treatment_id in rows:
         day = timezone.localtime(moment).date()
         sessions.setdefault(pid, []).append(safety.OtherSession(day, facts[treatment_id]))
-    return SafetyRuleSetting.current(), flags, acne, sessions
+    return SafetyRuleSetting.current(), flags, acne, sessions, consents
 
 
 def neutral_badge(findings) -> str:

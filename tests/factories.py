@@ -85,14 +85,25 @@ class UserFactory(DjangoModelFactory):
 
 
 class PatientFactory(DjangoModelFactory):
-    class Meta:
-        model = Patient
-
     record_number = factory.Sequence(lambda n: f"CX-{n + 1:06d}")
     first_name = factory.Iterator(FIRST_NAMES)
     last_name = factory.Iterator(LAST_NAMES)
     date_of_birth = factory.Sequence(lambda n: date(1980 + n % 25, 1 + n % 12, 1 + n % 28))
     sex = Patient.Sex.OTHER
+    # A treatable patient: skin type assessed and treatment consent on file (both are safety
+    # rules); `PatientFactory(fitzpatrick_type=None, consented=False)` for one who is not.
+    fitzpatrick_type = 2
+
+    class Meta:
+        model = Patient
+        skip_postgeneration_save = True
+
+    @factory.post_generation
+    def consented(self, create, extracted, **kwargs):
+        if create and extracted is not False:
+            Consent.objects.create(
+                patient=self, kind=Consent.Kind.TREATMENT, signed_on=date(2020, 1, 2)
+            )
 
 
 class ScarSiteFactory(DjangoModelFactory):

@@ -126,7 +126,7 @@ def test_treatments_needing_clear_skin_are_the_in_office_ones_of_the_seed():
 def test_the_default_safety_rule_settings_are_seeded():
     current = SafetyRuleSetting.current()
 
-    assert len(current) == 10
+    assert len(current) == 12
     assert current["active_breakout"].action == "block"
     assert current["isotretinoin_recent"].window == 6
     assert current["peel_before_microneedling"].window == 14

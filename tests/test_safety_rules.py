@@ -74,11 +74,13 @@ def test_rules_table_lists_every_rule_in_order_with_its_defaults():
     assert [
         (r.code, r.default_action, r.window_unit, r.default_window) for r in RULES.values()
     ] == [
+        ("treatment_consent", Action.BLOCK, "", None),
         ("active_breakout", Action.BLOCK, "", None),
         ("isotretinoin_recent", Action.WARN, "months", 6),
         ("pregnancy_salicylic", Action.BLOCK, "", None),
         ("salicylate_allergy", Action.BLOCK, "", None),
         ("fitzpatrick_pih", Action.WARN, "", None),
+        ("fitzpatrick_unassessed", Action.WARN, "", None),
         ("keloid_history", Action.WARN, "", None),
         ("anticoagulant", Action.WARN, "", None),
         ("herpes_simplex", Action.INFORM, "", None),
@@ -539,8 +541,12 @@ def test_nothing_fires_for_a_patient_without_risks():
 
 def test_every_rule_fires_somewhere_and_its_message_names_the_treatment():
     bleeding = ctx(MICRONEEDLING, flags=[flag("anticoagulant")])
-    findings = [(MANY_RISKS, f) for f in evaluate(MANY_RISKS)] + [
-        (bleeding, f) for f in evaluate(bleeding)
+    unknown_skin = ctx(CRYO, fitzpatrick=None, fitzpatrick_assessed=False)
+    no_consent = ctx(CRYO, treatment_consents=())
+    findings = [
+        (context, f)
+        for context in (MANY_RISKS, bleeding, unknown_skin, no_consent)
+        for f in evaluate(context)
     ]
     assert {f.rule for _, f in findings} == set(RULES)
     for context, f in findings:

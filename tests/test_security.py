@@ -80,7 +80,7 @@ def consent_post(client, patient, name, content, content_type="application/pdf")
 def test_front_desk_cannot_upload_anything_but_a_real_pdf_jpeg_or_png_consent(
     front_desk_client, name, content, content_type
 ):
-    patient = PatientFactory()
+    patient = PatientFactory(consented=False)
     response = consent_post(front_desk_client, patient, name, content, content_type)
     assert response.status_code == 200  # the form again, with the message
     errors = response.context["form"].errors["scanned_file"]
@@ -95,7 +95,7 @@ def test_front_desk_cannot_upload_anything_but_a_real_pdf_jpeg_or_png_consent(
 def test_real_pdf_jpeg_and_png_consents_are_kept_under_a_random_name(
     front_desk_client, name, content
 ):
-    patient = PatientFactory(last_name="Quillfeather")
+    patient = PatientFactory(last_name="Quillfeather", consented=False)
     data = {
         None: real_pdf,
         "jpeg": jpeg_bytes,
@@ -110,7 +110,7 @@ def test_real_pdf_jpeg_and_png_consents_are_kept_under_a_random_name(
 
 def test_a_consent_over_the_size_limit_is_refused_naming_the_limit(front_desk_client, settings):
     settings.CONSENT_MAX_BYTES = 1_000_000
-    patient = PatientFactory()
+    patient = PatientFactory(consented=False)
     big = real_pdf() + b"\n%" + b"x" * 1_200_000
     response = consent_post(front_desk_client, patient, "big.pdf", big)
     errors = response.context["form"].errors["scanned_file"]
@@ -124,7 +124,7 @@ def test_an_upload_past_the_largest_limit_is_not_kept_while_the_request_is_read(
     from clinic.uploads import OversizedUpload
 
     settings.CONSENT_MAX_BYTES = settings.UPLOAD_MAX_BYTES = 200_000
-    patient = PatientFactory()
+    patient = PatientFactory(consented=False)
     response = consent_post(front_desk_client, patient, "huge.pdf", real_pdf() + b"0" * 600_000)
     form = response.context["form"]
     upload = form.files["scanned_file"]
@@ -157,7 +157,7 @@ def test_a_pdf_consent_is_served_as_a_pdf_attachment(front_desk_client):
 
 
 def test_the_admin_refuses_an_html_consent_too(manager_client):
-    patient = PatientFactory()
+    patient = PatientFactory(consented=False)
     url = reverse("admin:patients_patient_change", args=[patient.pk])
     page = manager_client.get(url)
     from tests.factories import browser_form
@@ -361,7 +361,7 @@ def test_a_flag_ending_in_9999_still_warns_on_the_log_and_move_pages(
 
 
 def test_the_flag_form_refuses_a_date_past_2100_naming_the_range(clinician_client):
-    patient = PatientFactory()
+    patient = PatientFactory(consented=False)
     response = clinician_client.post(
         reverse("flag_add", args=[patient.pk]),
         {"kind": "isotretinoin", "started_on": "2026-01-01", "ended_on": "9999-12-31"},
