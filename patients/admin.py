@@ -1,6 +1,6 @@
 from django.contrib import admin
-from simple_history.admin import SimpleHistoryAdmin
 from django.db.models import Count
+from simple_history.admin import SimpleHistoryAdmin
 
 from clinic.admin_tools import ArchivableAdmin, ArchivedFilter, ClinicalAdmin, NoDeleteInline
 from patients.models import (

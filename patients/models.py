@@ -152,9 +152,7 @@ class RecordNumberFormat(models.Model):
         blank=True,
         help_text="Letters before the number, e.g. CX-. Letters, digits, '-' and '/' only.",
         validators=[
-            RegexValidator(
-                r"^[A-Za-z0-9/-]*$", "Use letters, digits, '-' and '/' only (e.g. CX-)."
-            )
+            RegexValidator(r"^[A-Za-z0-9/-]*$", "Use letters, digits, '-' and '/' only (e.g. CX-).")
         ],
     )
     digits = models.PositiveSmallIntegerField(
