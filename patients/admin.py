@@ -1,8 +1,10 @@
+from django import forms
 from django.contrib import admin
 from django.db.models import Count
 from simple_history.admin import SimpleHistoryAdmin
 
 from clinic.admin_tools import ArchivableAdmin, ArchivedFilter, ClinicalAdmin, NoDeleteInline
+from patients.forms import next_record_number
 from patients.models import (
     AcneActivity,
     Consent,
@@ -166,14 +168,51 @@ class ScarTypeAdmin(admin.ModelAdmin):
         return request.user.is_superuser
 
 
+class RecordNumberFormatForm(forms.ModelForm):
+    digits = forms.IntegerField(
+        min_value=3,
+        max_value=10,
+        error_messages={
+            "min_value": "A record number has from 3 to 10 digits.",
+            "max_value": "A record number has from 3 to 10 digits.",
+        },
+        help_text="How many digits the number has, zero-padded (3 to 10).",
+    )
+
+    class Meta:
+        model = RecordNumberFormat
+        fields = ("prefix", "digits")
+
+    def clean_prefix(self):
+        # Record numbers are stored in capitals (the registration form makes them so).
+        return self.cleaned_data["prefix"].strip().upper()
+
+
 @admin.register(RecordNumberFormat)
 class RecordNumberFormatAdmin(SimpleHistoryAdmin):
-    """One row: how the registration form makes the next record number."""
+    """One row: how the registration form makes the next record number. Every change is kept
+    in its history (who and when); numbers already given are never changed."""
 
-    list_display = ("__str__", "prefix", "digits")
+    form = RecordNumberFormatForm
+    list_display = ("__str__", "prefix", "digits", "next_number")
+    list_display_links = ("__str__",)
+    fields = ("prefix", "digits", "next_number")
+    readonly_fields = ("next_number",)
+    show_full_result_count = False
+
+    @admin.display(description="next number offered")
+    def next_number(self, row):
+        """What registration offers next with this format (as saved)."""
+        if row.pk is None:
+            return "Shown once the format is saved."
+        return next_record_number(row.prefix.upper(), row.digits)
 
     def has_add_permission(self, request):
-        return not RecordNumberFormat.objects.exists() and super().has_add_permission(request)
+        # Until the first save the defaults (CX-, 6 digits) apply: saving the first row is
+        # changing the format, so whoever may change it may do that once.
+        if RecordNumberFormat.objects.exists():
+            return False
+        return super().has_add_permission(request) or self.has_change_permission(request)
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -1,10 +1,17 @@
-import re
-
 from django import forms
-from django.db.models import Q
+from django.db.models import BigIntegerField, Max, Q
+from django.db.models.functions import Cast, Substr
 from django.utils import timezone
 
-from patients.models import AcneActivity, Consent, MedicalFlag, Patient, ScarSite, ScarType
+from patients.models import (
+    AcneActivity,
+    Consent,
+    MedicalFlag,
+    Patient,
+    RecordNumberFormat,
+    ScarSite,
+    ScarType,
+)
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -47,6 +54,17 @@ class VersionedForm(forms.ModelForm):
         return super().save(commit)
 
 
+UNASSESSED = "unassessed"
+SKIN_TYPE_CHOICE = (
+    "Choose the Fitzpatrick skin type: 'Not yet assessed', or I, II, III, IV, V or VI."
+)
+
+
+def _skin_type(value):
+    """'unassessed' is stored as no skin type (NULL); I-VI as 1-6."""
+    return None if value == UNASSESSED else int(value)
+
+
 class PatientForm(VersionedForm):
     class Meta:
         model = Patient
@@ -77,11 +95,24 @@ class PatientForm(VersionedForm):
         widget=forms.HiddenInput,  # shown once a possible existing record is found
     )
 
+    fitzpatrick_type = forms.TypedChoiceField(
+        label="Fitzpatrick skin type",
+        choices=[("", "Choose…"), (UNASSESSED, "Not yet assessed"), *Patient.Fitzpatrick.choices],
+        coerce=_skin_type,
+        empty_value=None,
+        error_messages={"required": SKIN_TYPE_CHOICE, "invalid_choice": SKIN_TYPE_CHOICE},
+        help_text="Choose 'Not yet assessed' until the skin type has been assessed: treatments "
+        "whose risk depends on it then carry a warning.",
+    )
+
     def __init__(self, *args, clinical=True, **kwargs):
         super().__init__(*args, **kwargs)
-        if not clinical:  # front desk: demographics only
+        if not clinical:  # front desk: demographics only; the stored skin type is kept
             for name in ("fitzpatrick_type", "other_allergies", "medications"):
                 del self.fields[name]
+        elif self.instance.pk:
+            # A patient on file shows what is stored: a type, or "not yet assessed".
+            self.initial["fitzpatrick_type"] = self.instance.fitzpatrick_type or UNASSESSED
         self.possible_duplicates = []
         if self.instance.pk:
             del self.fields["register_anyway"]
@@ -107,13 +138,38 @@ class PatientForm(VersionedForm):
 
     def clean_record_number(self):
         number = self.cleaned_data["record_number"].strip().upper()
-        clash = Patient.objects.filter(record_number__iexact=number).exclude(pk=self.instance.pk)
-        if clash.exists():
+        if record_number_taken(number, self.instance.pk):
             raise forms.ValidationError(
                 f"Record number {number} is already used by another patient. "
                 "Search for them before registering a new record."
             )
         return number
+
+    def validate_unique(self):
+        # clean_record_number checks the number in any letter case, with a clearer message;
+        # the unique constraint catches a registration that saves it in between (the view).
+        exclude = self._get_validation_exclusions() | {"record_number"}
+        try:
+            self.instance.validate_unique(exclude=exclude)
+        except forms.ValidationError as exc:
+            self._update_errors(exc)
+
+    def record_number_lost(self, number):
+        """Another registration saved this number between our check and our save (the
+        unique constraint refused ours): say so, and offer the next free number."""
+        offered = next_record_number()
+        self.data = self.data.copy()
+        self.data[self.add_prefix("record_number")] = offered
+        self.add_error(
+            "record_number",
+            f"Record number {number} was taken by another registration just now. Nothing was "
+            f"saved; the next free number, {offered}, is filled in: check it and register again.",
+        )
+
+
+def record_number_taken(number, pk=None):
+    """Whether another patient already has this record number (any letter case)."""
+    return Patient.objects.filter(record_number__iexact=number).exclude(pk=pk).exists()
 
 
 def _same_person(cleaned):
@@ -129,15 +185,37 @@ def _same_person(cleaned):
     return Patient.objects.active().filter(query) if query else Patient.objects.none()
 
 
-def next_record_number():
-    """The last registered record number plus one, in its own pattern (CX-000107 -> CX-000108);
-    staff may type another."""
-    last = Patient.objects.order_by("-created_at", "-pk").values_list("record_number", flat=True)
-    match = re.fullmatch(r"(.*?)(\d+)", last.first() or "")
-    if not match:
-        return ""
-    prefix, digits = match.groups()
-    return f"{prefix}{int(digits) + 1:0{len(digits)}d}"
+DEFAULT_PREFIX, DEFAULT_DIGITS = "CX-", 6
+MAX_DIGITS = 18  # the number part must fit a 64-bit integer in the database
+
+
+def record_number_format():
+    """(prefix, digits) of the manager's record number format, else the defaults."""
+    row = RecordNumberFormat.objects.order_by("pk").values_list("prefix", "digits").first()
+    if row is None:
+        return DEFAULT_PREFIX, DEFAULT_DIGITS
+    return row[0].upper(), row[1]
+
+
+def next_record_number(prefix=None, digits=None):
+    """The format's prefix and the highest number after it plus one, zero-padded
+    (CX-000107 -> CX-000108); staff may type another."""
+    if prefix is None or digits is None:
+        prefix, digits = record_number_format()
+    # Only numbers of this pattern count (CX-000107, not CX-12AB or SK/0012); the highest is
+    # found by the database as an integer, so that CX-0000099 does not beat CX-000107.
+    pattern = rf"^{_regex_literal(prefix)}[0-9]{{1,{MAX_DIGITS}}}$"
+    highest = Patient.objects.filter(
+        record_number__startswith=prefix, record_number__iregex=pattern
+    ).aggregate(
+        n=Max(Cast(Substr("record_number", len(prefix) + 1), output_field=BigIntegerField()))
+    )["n"]
+    return f"{prefix}{(highest or 0) + 1:0{digits}d}"
+
+
+def _regex_literal(text):
+    """`text` matched literally by both Python's re (SQLite) and PostgreSQL's regexes."""
+    return "".join(c if c.isalnum() else f"[{c}]" for c in text)
 
 
 class PatientSearchForm(forms.Form):

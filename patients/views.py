@@ -5,8 +5,10 @@ The patient's overview page, which shows plans and scores too, lives in plans.vi
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
+from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -64,13 +66,69 @@ def patient_list(request):
 
 @permission_required("patients.add_patient", raise_exception=True)
 def patient_create(request):
+    if request.method == "GET" and "registered" in request.GET:
+        return _next_steps(request, request.GET["registered"])
     clinical = request.user.has_perm("patients.change_medicalflag")
     form = PatientForm(request.POST or None, clinical=clinical)
     if form.is_valid():
-        patient = _save_with_history(form, request.user)
-        messages.success(request, f"Registered {patient.full_name} ({patient.record_number}).")
-        return _overview(patient)
+        try:
+            with transaction.atomic():
+                patient = _save_with_history(form, request.user)
+        except IntegrityError:
+            # Two desks offered the same next number: the unique constraint let one through.
+            number = form.cleaned_data["record_number"]
+            if not Patient.objects.filter(record_number__iexact=number).exists():
+                raise
+            form.record_number_lost(number)
+        else:
+            messages.success(request, f"Registered {patient.full_name} ({patient.record_number}).")
+            return redirect(f"{reverse('patient_create')}?registered={patient.pk}")
     return render(request, "patients/patient_form.html", {"form": form, "patient": None})
+
+
+def _next_steps(request, pk):
+    """After registering: what to record next for this patient, as far as the role may."""
+    if not pk.isdigit():
+        raise Http404("No such patient.")
+    patient = get_patient(pk)
+    steps = [
+        step
+        for step in (
+            (
+                "consent_add",
+                "patients.add_consent",
+                "Record the treatment consent",
+                "Signed treatment consent is needed before any in-office treatment; "
+                "photography consent is recorded separately.",
+            ),
+            (
+                "flag_add",
+                "patients.add_medicalflag",
+                "Add medical flags",
+                "Isotretinoin, pregnancy or breastfeeding, allergies, anticoagulants, keloid "
+                "or cold-sore history: the safety rules read them on each session's date.",
+            ),
+            (
+                "scar_site_add",
+                "patients.add_scarsite",
+                "Add scar sites",
+                "Each area with its scar types, so that its scores and photos line up over time.",
+            ),
+        )
+        if request.user.has_perm(step[1])
+    ]
+    return render(
+        request,
+        "patients/registered.html",
+        {
+            "patient": patient,
+            "steps": [
+                {"url": reverse(name, args=[patient.pk]), "title": title, "why": why}
+                for name, _, title, why in steps
+            ],
+            "clinical": request.user.has_perm("patients.add_medicalflag"),
+        },
+    )
 
 
 @permission_required("patients.change_patient", raise_exception=True)

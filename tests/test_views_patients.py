@@ -381,16 +381,17 @@ def test_registering_a_taken_record_number_names_it_and_keeps_what_was_typed(
     assert Patient.objects.count() == 1
 
 
-def test_registering_a_patient_opens_their_overview_with_a_message(front_desk_client):
+def test_registering_a_patient_shows_a_message_and_the_next_steps(front_desk_client):
     url = reverse("patient_create")
     data = browser_form(front_desk_client.get(url)) | NEW_PATIENT
     response = front_desk_client.post(url, data)
     patient = Patient.objects.get()
     assert response.status_code == 302
-    assert response.url == reverse("patient_detail", args=[patient.pk])
+    assert response.url == f"{url}?registered={patient.pk}"
     assert patient.record_number == "CX-000778"
     page = front_desk_client.get(response.url).content.decode()
     assert "Registered Zebedee Marlow (CX-000778)." in page
+    assert reverse("patient_detail", args=[patient.pk]) in page
 
 
 def test_a_birth_date_in_the_future_is_refused(front_desk_client):
