@@ -5,10 +5,13 @@ from django.db.models import Prefetch
 from django.urls import reverse
 from django.utils import timezone
 
-from plans import services
+from plans import safety, services
 from plans.models import SessionTreatment
 
 OVERRIDE_PREFIX = "override-"
+# Who may read a safety finding's rule and reasons: they name conditions and medications.
+# Everyone else (front desk) sees only that a clinician must look (issue 10, point 4).
+READS_FINDINGS = "patients.view_medicalflag"
 
 
 def _treatment_rows():
@@ -39,6 +42,37 @@ def _blocked(request):
             "Blocked by a safety rule. Nothing was saved. Only a clinician can override a "
             "block: ask one to review it.",
         )
+
+
+def findings_for(user, findings):
+    """The findings a page lists for this user: all of them for clinical staff; for front
+    desk one per day, treatment and action, information-only ones left out, since
+    includes/finding.html shows them nothing but a neutral badge."""
+    if user.has_perm(READS_FINDINGS):
+        return list(findings)
+    shown = {}
+    for checked in findings:
+        if checked.finding.action != safety.Action.INFORM:
+            shown.setdefault((checked.on, checked.treatment.pk, checked.finding.action), checked)
+    return list(shown.values())
+
+
+def finding_messages(request, findings, level=messages.WARNING):
+    """Flash what a change was saved (or refused) with: each finding in full for clinical
+    staff, one neutral line per day for front desk ("Check with clinician before 5 Jan 2027")."""
+    if request.user.has_perm(READS_FINDINGS):
+        for checked in findings:
+            messages.add_message(
+                request, level, f"{checked.on:%d %b %Y}: {checked.finding.message}"
+            )
+        return
+    by_day = {}
+    for checked in findings:
+        by_day.setdefault(checked.on, []).append(checked)
+    for day, found in sorted(by_day.items()):
+        badge = services.neutral_badge(found)
+        if badge:
+            messages.add_message(request, level, f"{badge} before {day:%-d %b %Y}")
 
 
 def refusal_text(refused) -> str:

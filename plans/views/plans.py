@@ -15,7 +15,14 @@ from patients.views import get_patient
 from plans import services
 from plans.forms import BookForm, CourseFormSet, PlanForm
 from plans.models import Plan, Session, Treatment
-from plans.views._common import _blocked, _overrides_from, _treatment_rows, refusal_text
+from plans.views._common import (
+    _blocked,
+    _overrides_from,
+    _treatment_rows,
+    finding_messages,
+    findings_for,
+    refusal_text,
+)
 
 
 def get_plan(pk):
@@ -111,7 +118,11 @@ def plan_detail(request, pk):
     preview = None
     if plan.status == Plan.Status.DRAFT:
         preview = services.plan_preview(plan, pinned=pinned_from(request))
-    blocks = [c for visit in preview or [] for c in visit.findings if c.blocks]
+    for visit in preview or []:
+        visit.neutral = services.neutral_badge(visit.findings)
+    blocks = findings_for(
+        request.user, [c for visit in preview or [] for c in visit.findings if c.blocks]
+    )
     return render(
         request,
         "plans/plan_detail.html",
@@ -202,8 +213,7 @@ def plan_status(request, pk, action):
             messages.success(request, f"Plan resumed from {restart:%d %b %Y}.")
     except services.SafetyBlocked as exc:
         _blocked(request)
-        for checked in exc.findings:
-            messages.error(request, f"{checked.on:%d %b %Y}: {checked.finding.message}")
+        finding_messages(request, exc.findings, messages.ERROR)
     except services.BookingRefused as exc:
         messages.error(request, refusal_text(exc))
     except ValidationError as exc:
@@ -229,7 +239,7 @@ def session_book(request, pk):
             )
         except services.SafetyBlocked as exc:
             _blocked(request)
-            blocked = exc.findings
+            blocked = findings_for(request.user, exc.findings)
         except PermissionDenied:
             messages.error(request, "Only a clinician can override a blocking safety rule.")
         except services.BookingRefused as exc:
@@ -237,8 +247,7 @@ def session_book(request, pk):
         except ValidationError as exc:
             form.add_error(None, " ".join(exc.messages))
         else:
-            for checked in session.findings:
-                messages.warning(request, f"{checked.on:%d %b %Y}: {checked.finding.message}")
+            finding_messages(request, session.findings)
             messages.success(request, f"Booked: {session}.")
             return redirect("plan_detail", pk=plan.pk)
     return render(

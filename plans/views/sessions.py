@@ -16,7 +16,16 @@ from plans.forms import (
     SiteOutcomeForm,
 )
 from plans.models import Assessment, Session, SessionTreatment
-from plans.views._common import _blocked, _int, _overrides_from, back_to, refusal_text, visit_sites
+from plans.views._common import (
+    _blocked,
+    _int,
+    _overrides_from,
+    back_to,
+    finding_messages,
+    findings_for,
+    refusal_text,
+    visit_sites,
+)
 
 
 def get_session(pk):
@@ -52,7 +61,7 @@ def session_move(request, pk):
             )
         except services.SafetyBlocked as exc:
             _blocked(request)
-            blocked = exc.findings
+            blocked = findings_for(request.user, exc.findings)
         except services.StaleEdit as exc:
             form.add_error(None, str(exc))
         except PermissionDenied:
@@ -63,8 +72,7 @@ def session_move(request, pk):
         except ValidationError as exc:
             form.add_error(None, " ".join(exc.messages))
         else:
-            for checked in findings:
-                messages.warning(request, f"{checked.on:%d %b %Y}: {checked.finding.message}")
+            finding_messages(request, findings)
             messages.success(request, "Session moved.")
             return redirect(back_to(session))
     return render(
@@ -76,7 +84,7 @@ def session_move(request, pk):
             "form": form,
             "blocked": blocked,
             "can_override": request.user.has_perm(services.OVERRIDE_PERMISSION),
-            "findings": services.session_findings(session),
+            "findings": findings_for(request.user, services.session_findings(session)),
         },
     )
 
