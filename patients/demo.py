@@ -23,9 +23,24 @@ from django.utils import timezone
 from simple_history.exceptions import NotHistoricalModelError
 from simple_history.utils import bulk_create_with_history, get_history_manager_for_model
 
-from patients.models import AcneActivity, Consent, MedicalFlag, Patient, ScarSite, ScarType
+from patients.models import (
+    AcneActivity,
+    Consent,
+    MedicalFlag,
+    Patient,
+    RecordNumberFormat,
+    ScarSite,
+    ScarType,
+)
 
 DEMO_PREFIX = "DEMO-"
+DEMO_DIGITS = 5  # record_number(): DEMO-00001
+# The story whose treatment consent is not in force (withdrawn days ago): her next sessions
+# are blocked and a new plan waits in draft until she signs again. Every other demo patient
+# has a treatment consent in force on every day they are treated.
+NO_CONSENT_STORY = 13
+# The story whose skin type is not yet assessed (Patient.fitzpatrick_type NULL).
+UNASSESSED_STORY = 14
 # Rows per INSERT. Django lowers it further on SQLite, whose statements take at most 999
 # variables (SQLITE_LIMIT_VARIABLE_NUMBER in the builds Django supports): a 12-column model is
 # then inserted ~83 rows at a time. PostgreSQL's limit (65535) is far above 2000 x columns.
@@ -95,7 +110,7 @@ class PatientSpec:
     last_name: str
     sex: str
     date_of_birth: date
-    fitzpatrick: int
+    fitzpatrick: int | None  # None: not yet assessed
     registered_on: date
     # (body_site, scar type codes, description)
     sites: list[tuple[str, tuple[str, ...], str]]
@@ -112,10 +127,12 @@ class PatientSpec:
     address: bool = True
     medications: str = ""
     allergies: str = ""
+    # The treatment consent is signed at registration; withdrawn on this day, if ever.
+    treatment_withdrawn: date | None = None
 
 
 def record_number(n: int) -> str:
-    return f"{DEMO_PREFIX}{n:05d}"
+    return f"{DEMO_PREFIX}{n:0{DEMO_DIGITS}d}"
 
 
 def _born(today: date, age: int, days_past_birthday: int = 100) -> date:
@@ -298,6 +315,28 @@ def stories(today: date) -> list[PatientSpec]:
             flags=[("medication", ago(700), None, "Combined oral contraceptive.")],
             medications="Combined oral contraceptive",
             marketing=True,
+        ),
+        # 13 (NO_CONSENT_STORY): two microneedling sessions done, then she withdrew her
+        #     treatment consent: the next sessions are blocked, a peel plan stays in draft.
+        PatientSpec(
+            "Nadia", "Haddad", "F", _born(today, 33, 75), 3, ago(75),
+            [
+                ("left_cheek", ("rolling",), "Rolling scars, about 14, sloping edges."),
+                ("right_cheek", ("rolling", "boxcar"), "Rolling and boxcar scars, about 12."),
+            ],
+            acne=[(ago(75), "none", "Clear at consultation.")],
+            treatment_withdrawn=ago(4),
+        ),
+        # 14 (UNASSESSED_STORY): registered last week, skin type not yet assessed; back
+        #     cryotherapy starts in a few days (warns until it is assessed).
+        PatientSpec(
+            "Omar", "Hassan", "M", _born(today, 27, 210), None, ago(8),
+            [
+                ("upper_back", ("hypertrophic",), "Raised, firm scars over both shoulder "
+                 "blades, about 9, 4-9 mm."),
+            ],
+            acne=[(ago(8), "none", "Clear at consultation.")],
+            email=False,
         ),
     ]  # fmt: skip
 
@@ -569,6 +608,8 @@ def write_counts(stdout, counts):
 
 
 def seed(*, patients, rng, users, stdout):
+    if patients > 0:
+        _record_number_format(users["Manager"], stdout)
     if Patient.objects.filter(record_number__startswith=DEMO_PREFIX).exists():
         stdout.write("Demo patients already exist: no patients added.")
         return
@@ -592,6 +633,18 @@ def seed(*, patients, rng, users, stdout):
             )
     stdout.write(f"Demo patients added in {time.monotonic() - started:.1f} s:")
     write_counts(stdout, counts)
+
+
+def _record_number_format(manager, stdout):
+    """Registration offers the demo's next number (DEMO-00061) unless the clinic has set
+    its own format."""
+    if RecordNumberFormat.objects.exists():
+        return
+    row = RecordNumberFormat(prefix=DEMO_PREFIX, digits=DEMO_DIGITS)
+    row.full_clean()
+    row._history_user = manager
+    row.save()
+    stdout.write(f"Record number format: {row} (the demo's own numbers).")
 
 
 def _insert(specs, numbers, rng, scar_types, clinician, manager, counts):
@@ -618,7 +671,14 @@ def _insert(specs, numbers, rng, scar_types, clinician, manager, counts):
         )
         people.append(patient)
         signed = spec.registered_on
-        consents.append(Consent(patient=patient, kind="treatment", signed_on=signed))
+        consents.append(
+            Consent(
+                patient=patient,
+                kind="treatment",
+                signed_on=signed,
+                withdrawn_on=spec.treatment_withdrawn,
+            )
+        )
         if spec.photography:
             consents.append(
                 Consent(

@@ -46,6 +46,8 @@ from clinic.models import (
 from clinic.roles import CLINICIAN
 from patients.demo import (
     DEMO_PREFIX,
+    NO_CONSENT_STORY,
+    UNASSESSED_STORY,
     bulk_insert,
     bulk_insert_with_m2m,
     large_cache,
@@ -57,6 +59,7 @@ from patients.models import AcneActivity, Consent, MedicalFlag, Patient, ScarSit
 from plans import safety, scales, scheduling
 from plans.models import (
     AdverseEvent,
+    Amendment,
     Assessment,
     Course,
     Plan,
@@ -331,6 +334,9 @@ class PlanSpec:
     # visit index -> [(kind, severity, days to resolve or None, notes)]
     events: dict = field(default_factory=dict)
     extras: bool = True  # random missed / overdue sessions and adverse events
+    # visit index -> (parameter code, value it is corrected to, reason): a logged value the
+    # clinician corrected afterwards (an Amendment)
+    amend: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -684,6 +690,14 @@ def story_plans(n, p, today, users):
                 ago(300),
                 "completed",
                 (9, 15),
+                amend={
+                    1: (
+                        "cycles",
+                        3,
+                        "Logged as 2 freeze-thaw cycles; the treatment sheet shows 3 (a third "
+                        "cycle on the thicker keloid).",
+                    )
+                },
                 events={
                     1: [
                         (
@@ -842,6 +856,39 @@ def story_plans(n, p, today, users):
                 events={1: [("crusting", "mild", 6, "Light crusting; settled in 6 days.")]},
             ),
         ]
+    if n == NO_CONSENT_STORY:  # consent withdrawn: booked sessions blocked, a plan in draft
+        return [
+            plan(
+                "Microneedling x 4, every 6 weeks",
+                cheeks,
+                ago(60),
+                "active",
+                (15, 0),
+                notes=f"Treatment consent withdrawn on {ago(4)}: she wants time to think about "
+                "the downtime. No further sessions unless she signs again.",
+            ),
+            plan(
+                "Glycolic peels x 4, every 3 weeks",
+                cheeks,
+                today + timedelta(30),
+                "draft",
+                (15, 0),
+                notes="Drafted with her at the last visit. Cannot be activated until her "
+                "treatment consent is signed again.",
+            ),
+        ]
+    if n == UNASSESSED_STORY:  # skin type not yet assessed; cryotherapy starts in 3 days
+        return [
+            plan(
+                "Cryotherapy x 4, every 28 days",
+                ("upper_back",),
+                today + timedelta(3),
+                "active",
+                (10, 30),
+                notes="Skin type not yet assessed: assess it at the first visit, before the "
+                "first freeze.",
+            ),
+        ]
     return []
 
 
@@ -878,15 +925,18 @@ class Builder:
             action = rule.default_action if setting is None else setting.action
             if action == safety.Action.BLOCK and (setting is None or setting.enabled):
                 blocking.add(code)
+        # Consent is left out: every demo patient's consent is in force on every day they
+        # are treated (the one story without it has nothing logged since it was withdrawn).
         self.blocks_anyone = bool(
-            blocking - {"active_breakout", "pregnancy_salicylic", "salicylate_allergy"}
+            blocking
+            - {"active_breakout", "pregnancy_salicylic", "salicylate_allergy", "treatment_consent"}
         )
         self.reset()
 
     def reset(self):
         self.plans, self.plan_sites, self.courses = [], [], []
         self.sessions, self.rows, self.assessments = [], [], []
-        self.events, self.overrides = [], []
+        self.events, self.overrides, self.amendments = [], [], []
         self.photos = []  # (unsaved SessionPhoto, body site, JPEG bytes)
 
     # -- per patient --
@@ -1179,15 +1229,16 @@ class Builder:
                     parameters = carried[key]
                 else:
                     parameters = dict(courses[key].default_parameters)
-                self.rows.append(
-                    SessionTreatment(
-                        session=session,
-                        course=courses[key],
-                        treatment_id=self.treatments[code].pk,
-                        number=number,
-                        parameters=parameters,
-                    )
+                row = SessionTreatment(
+                    session=session,
+                    course=courses[key],
+                    treatment_id=self.treatments[code].pk,
+                    number=number,
+                    parameters=parameters,
                 )
+                self.rows.append(row)
+                if completed and index in spec.amend:
+                    parameters = self.amend(session, row, code, *spec.amend[index])
                 used.append((code, parameters))
                 if status in Session.HOLDS_TIME:
                     live.append(safety.OtherSession(day, self.facts[code]))
@@ -1196,6 +1247,30 @@ class Builder:
                 last = index == len(visits) - 1
                 self.log(p, spec, session, index, day, used, done, last, plan_start, clinician)
                 logged.append((session, day, used))
+
+    def amend(self, session, row, code, name, value, reason):
+        """A logged value corrected by the demo clinician the next day, as the session page
+        does it: the row holds the corrected value and says when; the Amendment says why."""
+        before = row.parameters.get(name)
+        row.parameters = {**row.parameters, name: value}
+        row.amended_at = min(session.completed_at + timedelta(days=1), timezone.now())
+        label = self.definitions[code].get(name).label
+        self.amendments.append(
+            Amendment(
+                session=session,
+                reason=reason,
+                changes=[
+                    {
+                        "what": f"{self.treatments[code].name}: {label}",
+                        "before": str(before),
+                        "after": str(value),
+                    }
+                ],
+                amended_by=self.users["Clinician"],
+                amended_at=row.amended_at,
+            )
+        )
+        return row.parameters
 
     def visit_status(self, spec, index, day):
         if index in spec.visit_status:
@@ -1504,6 +1579,7 @@ class Builder:
             (Assessment, self.assessments),
             (AdverseEvent, self.events),
             (SafetyOverride, self.overrides),
+            (Amendment, self.amendments),
         ):
             bulk_insert(model, objs, user=user, counts=counts)
         # Photo files are named after their session, so they are written once sessions have

@@ -16,10 +16,20 @@ from django.utils import timezone
 from clinic.models import Absence, Closure, Device, Location, OpeningHours, Room, WorkingPattern
 from clinic.roles import CLINICIAN
 from patients import demo as patients_demo
-from patients.models import AcneActivity, Consent, MedicalFlag, Patient, ScarSite, ScarType
+from patients.forms import next_record_number
+from patients.models import (
+    AcneActivity,
+    Consent,
+    MedicalFlag,
+    Patient,
+    RecordNumberFormat,
+    ScarSite,
+    ScarType,
+)
 from plans import safety, scales
 from plans.models import (
     AdverseEvent,
+    Amendment,
     Assessment,
     Course,
     Plan,
@@ -35,6 +45,12 @@ from plans.services import session_findings
 pytestmark = pytest.mark.django_db
 
 N = 30
+NO_CONSENT = patients_demo.record_number(patients_demo.NO_CONSENT_STORY)
+UNASSESSED = patients_demo.record_number(patients_demo.UNASSESSED_STORY)
+STORIES = {
+    patients_demo.record_number(n)
+    for n in range(1, len(patients_demo.stories(timezone.localdate())) + 1)
+}
 RAISED = {"hypertrophic", "keloid"}
 ATROPHIC = {"icepick", "boxcar", "rolling"}
 TRUNK = {"upper_back", "lower_back", "chest", "shoulders", "arms", "neck"}
@@ -97,7 +113,9 @@ def test_patients_cover_every_sex_skin_type_and_scar_type_on_fitting_sites(demo)
         f"DEMO-{n:05d}" for n in range(1, N + 1)
     ]
     assert set(demo_patients.values_list("sex", flat=True)) == set(Patient.Sex.values)
-    assert set(demo_patients.values_list("fitzpatrick_type", flat=True)) == {1, 2, 3, 4, 5, 6}
+    # every skin type, and one patient whose skin type is not yet assessed
+    skin_types = set(demo_patients.values_list("fitzpatrick_type", flat=True))
+    assert skin_types == {None, *range(1, 7)}
     today = timezone.localdate()
     for patient in demo_patients:
         age = (today - patient.date_of_birth).days / 365.25
@@ -122,8 +140,11 @@ def test_consents_acne_records_and_every_kind_of_medical_flag(demo):
     patients = Patient.objects.filter(record_number__startswith="DEMO-")
     today = timezone.localdate()
     for patient in patients:
-        kinds = set(patient.consents.values_list("kind", flat=True))
-        assert "treatment" in kinds
+        treatment = patient.consents.filter(kind="treatment")
+        if patient.record_number == NO_CONSENT:
+            assert not any(c.in_force_on(today) for c in treatment)
+        else:
+            assert any(c.in_force_on(today) for c in treatment), patient
     photo = Consent.objects.filter(kind="clinical_photography", patient__in=patients)
     assert photo.count() > N / 2
     assert Consent.objects.filter(kind="marketing_photography", patient__in=patients).exists()
@@ -373,6 +394,90 @@ def test_every_safety_rule_fires_for_a_booked_session(demo):
         for checked in session_findings(session):
             fired[checked.finding.rule].add(session.patient.record_number)
     assert set(fired) == set(safety.RULES), set(safety.RULES) - set(fired)
+
+
+def _in_office(session):
+    return any(row.treatment.in_office for row in session.treatments.all())
+
+
+def test_every_session_done_or_booked_is_covered_by_a_treatment_consent_on_its_day(demo):
+    consents = defaultdict(list)
+    for consent in Consent.objects.filter(kind="treatment"):
+        consents[consent.patient_id].append(consent)
+    sessions = (
+        Session.objects.filter(status__in=["completed", "scheduled"])
+        .exclude(patient__record_number=NO_CONSENT)
+        .prefetch_related("treatments__treatment")
+    )
+    assert sessions.count() > 100
+    for session in sessions:
+        day = session.scheduled_on
+        assert any(c.in_force_on(day) for c in consents[session.patient_id]), (session, day)
+
+
+def test_one_story_patient_has_no_treatment_consent_and_a_plan_that_waits_for_it(demo):
+    today = timezone.localdate()
+    patient = Patient.objects.get(record_number=NO_CONSENT)
+    assert not any(c.in_force_on(today) for c in patient.consents.filter(kind="treatment"))
+    draft = patient.plans.get(status="draft")
+    assert "treatment consent" in draft.internal_notes
+    assert not draft.sessions.exists()
+    # Nothing of hers is done without consent: what was done, was done while it was in force;
+    # what is booked is blocked by the consent rule until she signs again.
+    consents = list(patient.consents.filter(kind="treatment"))
+    for session in patient.sessions.filter(status__in=Session.HOLDS_TIME):
+        if session.status == "completed":
+            assert any(c.in_force_on(session.scheduled_on) for c in consents), session
+        else:
+            assert session.scheduled_on > today
+    booked = patient.sessions.filter(status="scheduled").prefetch_related("treatments__treatment")
+    assert booked.exists()
+    for session in booked:
+        assert _in_office(session)
+        blocks = {c.finding.rule for c in session_findings(session) if c.blocks}
+        assert "treatment_consent" in blocks
+    assert not SafetyOverride.objects.filter(session__patient=patient).exists()
+
+
+def test_one_story_patient_has_a_skin_type_not_yet_assessed_and_is_warned(demo):
+    patient = Patient.objects.get(fitzpatrick_type__isnull=True)
+    assert patient.record_number == UNASSESSED
+    booked = patient.sessions.filter(status="scheduled")
+    assert booked.exists()
+    warned = {c.finding.rule for s in booked for c in session_findings(s)}
+    assert "fitzpatrick_unassessed" in warned
+    assert not patient.sessions.filter(status="completed").exists()
+
+
+def test_a_completed_story_session_was_amended_with_a_reason(demo):
+    amendment = Amendment.objects.select_related("session", "amended_by").get()
+    session = amendment.session
+    assert session.status == "completed"
+    assert session.patient.record_number in STORIES
+    assert amendment.reason.strip()
+    assert amendment.amended_by.username == "clinician"
+    assert amendment.amended_at > session.completed_at
+    [change] = amendment.changes
+    assert set(change) == {"what", "before", "after"}
+    assert change["before"] != change["after"]
+    row = session.treatments.get(amended_at__isnull=False)
+    assert row.amended_at == amendment.amended_at
+    assert change["what"].startswith(row.treatment.name)
+    assert str(row.parameters["cycles"]) == change["after"]
+
+
+def test_the_demo_numbers_its_patients_in_its_own_record_number_format(demo):
+    row = RecordNumberFormat.objects.get()
+    assert (row.prefix, row.digits) == ("DEMO-", 5)
+    assert row.history.count() == 1
+    assert next_record_number() == f"DEMO-{N + 1:05d}"
+
+
+def test_a_record_number_format_the_clinic_set_is_kept(settings):
+    RecordNumberFormat.objects.create(prefix="SK/", digits=4)
+    settings.DEBUG = True
+    seed(patients=3)
+    assert list(RecordNumberFormat.objects.values_list("prefix", "digits")) == [("SK/", 4)]
 
 
 def _row_counts():
