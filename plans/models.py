@@ -454,6 +454,11 @@ class Session(TimeStamped):
     def scheduled_on(self):
         return timezone.localtime(self.scheduled_at).date()
 
+    @property
+    def is_due(self):
+        """Due today or overdue: logging it is the main action (a later one needs a reason)."""
+        return self.scheduled_on <= timezone.localdate()
+
     def clean(self):
         if self.plan_id and self.patient_id and self.plan.patient_id != self.patient_id:
             raise ValidationError("A session belongs to its plan's patient.")

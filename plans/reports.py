@@ -21,6 +21,7 @@ from patients.models import Consent, ScarSite
 from plans import charts, scales
 from plans.models import (
     AdverseEvent,
+    Amendment,
     Assessment,
     Plan,
     SafetyOverride,
@@ -84,6 +85,8 @@ class SiteReport:
     site: ScarSite
     series: list[Series] = field(default_factory=list)
     photos: PhotoPair | None = None
+    # Completed sessions treating this site that recorded no score for it: gaps in the record.
+    unscored: list[Session] = field(default_factory=list)
 
 
 @dataclass
@@ -139,7 +142,13 @@ def build_report(patient, *, plan=None, staff=True, embed_photos=False) -> Repor
         .order_by("scheduled_at", "pk")
     )
     sessions = list(sessions_query)
+    amended = set(
+        Amendment.objects.filter(session__in=[s.pk for s in sessions]).values_list(
+            "session_id", flat=True
+        )
+    )
     for session in sessions:
+        session.amended = session.pk in amended
         for row in session.treatments.all():
             row.parameter_items = _parameter_items(row)
     if plan is not None:
@@ -151,8 +160,9 @@ def build_report(patient, *, plan=None, staff=True, embed_photos=False) -> Repor
     assessments = Assessment.objects.filter(scar_site__in=sites).order_by("assessed_on", "pk")
     if plan is not None:
         assessments = assessments.filter(Q(session__isnull=True) | Q(session__plan=plan))
-    by_site = {}
+    by_site, scored = {}, set()
     for assessment in assessments:
+        scored.add((assessment.scar_site_id, assessment.session_id))
         by_site.setdefault(assessment.scar_site_id, {}).setdefault(
             assessment.instrument, []
         ).append(assessment)
@@ -178,7 +188,10 @@ def build_report(patient, *, plan=None, staff=True, embed_photos=False) -> Repor
                 lower_is_better=instrument.lower_is_better,
             )
             series.append(item)
-        site_reports.append(SiteReport(site, series, photos.get(site.pk)))
+        unscored = [
+            s for s in done if site.pk in treats[s.plan_id] and (site.pk, s.pk) not in scored
+        ]
+        site_reports.append(SiteReport(site, series, photos.get(site.pk), unscored))
     events = AdverseEvent.objects.filter(patient=patient).select_related("scar_site", "session")
     if plan is not None:
         events = events.filter(session__plan=plan)
@@ -236,7 +249,9 @@ def _parameter_items(row):
 def _photo_pairs(patient, sites, sessions, embed):
     """Earliest and latest photo per site, only those with photography consent on the day."""
     consents = list(Consent.objects.filter(patient=patient, kind=Consent.Kind.CLINICAL_PHOTOGRAPHY))
-    photos = SessionPhoto.objects.filter(scar_site__in=sites).order_by("taken_on", "pk")
+    photos = SessionPhoto.objects.filter(scar_site__in=sites, withdrawn_at=None).order_by(
+        "taken_on", "pk"
+    )
     if sessions is not None:
         photos = photos.filter(session__in=[s.pk for s in sessions])
     allowed = {}

@@ -13,13 +13,14 @@ from datetime import date, datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from patients.models import Patient
-from plans import booking, diary, safety, scheduling
+from plans import booking, diary, safety, scales, scheduling
 from plans.models import (
     AdverseEvent,
+    Amendment,
     Assessment,
     Course,
     Plan,
@@ -770,13 +771,15 @@ def _replace_in_diary(session, needs, *, user, ignore):
     return _save(session, user=user, savepoint_clash=True)
 
 
-def session_findings(session: Session, *, parameters_by_row: Mapping[int, Mapping] | None = None):
-    """Findings for a session on its own date, e.g. before logging it."""
+def session_findings(
+    session: Session, *, parameters_by_row: Mapping[int, Mapping] | None = None, on=None
+):
+    """Findings for a session on its own date (or `on`, the day it is really done)."""
     checker = PatientSafety(session.patient, exclude_sessions=[session.pk])
     checked = []
     for row in session.treatments.select_related("treatment"):
         params = (parameters_by_row or {}).get(row.pk, row.parameters)
-        checked += checker.findings(row.treatment, session.scheduled_on, parameters=params)
+        checked += checker.findings(row.treatment, on or session.scheduled_on, parameters=params)
     return checked
 
 
@@ -877,32 +880,50 @@ def session_complete(
     overrides=None,
     expected_version=None,
     completed_at=None,
+    performed_today=False,
 ):
     """Log a session as done: parameters per treatment, scores, adverse events, photos.
 
     Everything is validated before anything is written; a ValidationError's dict names the
-    field (`params-<row id>-<code>`, `assessment-<n>`, ...).
+    field (`params-<row id>-<code>`, `assessment-<n>`, ...). A session booked for a later day
+    is logged only with `performed_today`: it then moves to today, the real date of
+    treatment, and keeps the time it was booked for in `booked_for`. Sessions of a course are
+    logged in order: an earlier one still open must be logged, missed or cancelled first.
     """
     if session.status not in Session.OPEN:
         raise ValidationError("Only a scheduled session can be logged.")
-    if session.scheduled_on > timezone.localdate():
+    today = timezone.localdate()
+    early = session.scheduled_on > today
+    if early and not performed_today:
         raise ValidationError(
-            f"This session is booked for {session.scheduled_on:%-d %b %Y}: it cannot be logged "
-            "as done before its day. Move it to today first if it is happening now."
+            f"This session is booked for {session.scheduled_on:%-d %b %Y}: confirm that the "
+            f"treatment is being done today ({today:%-d %b %Y}) to log it now.",
+            code="not_yet_due",
         )
+    skipped = sessions_skipped_before(session)
+    if skipped:
+        raise ValidationError(skipped_message(skipped), code="out_of_order")
+    # The real date of treatment: a session logged before its booked day is done today.
+    on = today if early else session.scheduled_on
     rows = list(
         session.treatments.select_related("treatment").prefetch_related("treatment__parameters")
     )
     errors, cleaned = {}, {}
     for row in rows:
+        definitions = row.treatment.parameters.all()
         try:
             cleaned[row.pk] = clean_parameters(
-                row.treatment.parameters.all(),
-                parameters.get(row.pk, {}),
-                prefix=f"params-{row.pk}-",
+                definitions, parameters.get(row.pk, {}), prefix=f"params-{row.pk}-"
             )
         except ValidationError as exc:
             errors.update(exc.message_dict)
+            continue
+        if definitions and not cleaned[row.pk]:
+            # Optional parameters only: a completed treatment still records what was done.
+            errors[f"params-{row.pk}"] = [
+                f"{row.treatment.name}: record at least one treatment parameter "
+                f"({', '.join(d.label for d in definitions)})."
+            ]
     if session.plan_id:
         targeted = set(session.plan.target_sites.values_list("pk", flat=True))
     else:  # a review or photo visit outside a plan scores any of the patient's sites
@@ -914,7 +935,7 @@ def session_complete(
             scar_site=spec.scar_site,
             session=session,
             instrument=spec.instrument,
-            assessed_on=session.scheduled_on,
+            assessed_on=on,
             assessor=user,
             items=dict(spec.items),
             notes=spec.notes,
@@ -926,18 +947,24 @@ def session_complete(
             built.append(assessment)
         except ValidationError as exc:
             errors.update({f"assessment-{n}-{k}": v for k, v in exc.message_dict.items()})
+    photos = list(photos)
+    if photos and not photography_consent_on(session.patient, on):
+        errors["photo"] = [
+            f"No clinical photography consent is in force on {on:%-d %b %Y}: photos cannot be "
+            "added. Record the patient's photography consent first."
+        ]
     if errors:
         raise ValidationError(errors)
     checker = PatientSafety(session.patient, exclude_sessions=[session.pk])
     checked = [
-        c
-        for row in rows
-        for c in checker.findings(row.treatment, session.scheduled_on, parameters=cleaned[row.pk])
+        c for row in rows for c in checker.findings(row.treatment, on, parameters=cleaned[row.pk])
     ]
     already = set(session.overrides.values_list("rule", "treatment__code"))
     pending = [c for c in checked if (c.finding.rule, c.treatment.code) not in already]
     accepted = _settle_blocks(pending, user=user, overrides=overrides)
     _claim_version(session, expected_version)
+    if early:
+        _move_to_now(session, user=user)
     for row in rows:
         row.parameters = cleaned[row.pk]
         _save(row, user=user)
@@ -965,7 +992,7 @@ def session_complete(
                 scar_site=photo.scar_site,
                 image=photo.image,
                 caption=photo.caption,
-                taken_on=session.scheduled_on,
+                taken_on=on,
                 taken_by=user,
             ),
             user=user,
@@ -979,6 +1006,68 @@ def session_complete(
     if session.plan_id:
         _complete_plan_when_done(session.plan, user=user)
     return checked
+
+
+def _move_to_now(session, *, user):
+    """A session logged before its booked day happens now: it leaves its future slot (the
+    room and device it held there are freed) and takes the present, with this clinician."""
+    length = session.ends_at - session.scheduled_at
+    session.booked_for = session.scheduled_at
+    start = timezone.now().replace(second=0, microsecond=0)
+    session.scheduled_at, session.ends_at = start, start + length
+    session.room = session.device = None
+    session.clinician = user
+    _save(session, user=user, savepoint_clash=True)
+
+
+def sessions_skipped_before(session) -> list[Session]:
+    """Earlier sessions of the same courses that are still open or on hold (not yet logged,
+    missed or cancelled): logging this one first would leave a hole in the course."""
+    rows = list(session.treatments.exclude(course=None).values_list("course", "number"))
+    if not rows:
+        return []
+    earlier = Q()
+    for course, number in rows:
+        earlier |= Q(treatments__course=course, treatments__number__lt=number)
+    return list(
+        Session.objects.filter(earlier, status__in=[*Session.OPEN, Session.Status.ON_HOLD])
+        .exclude(pk=session.pk)
+        .distinct()
+        .order_by("scheduled_at")
+    )
+
+
+def skipped_message(skipped) -> str:
+    when = ", ".join(f"{s.scheduled_on:%a %-d %b %Y}" for s in skipped)
+    several = len(skipped) > 1
+    return (
+        f"{'Earlier sessions' if several else 'An earlier session'} of this course "
+        f"({when}) {'are' if several else 'is'} not logged yet. Sessions of a course are "
+        "logged in order: log it first, or mark it 'did not attend' (the patient missed it) "
+        "or cancel it (it will not happen) before logging this one."
+    )
+
+
+def photography_consent_on(patient, day) -> bool:
+    """Clinical photography consent in force on `day` (it governs taking and showing photos)."""
+    from patients.models import Consent
+
+    consents = patient.consents.filter(kind=Consent.Kind.CLINICAL_PHOTOGRAPHY)
+    return any(c.in_force_on(day) for c in consents)
+
+
+@transaction.atomic
+def session_cancel(*, session: Session, user, expected_version=None):
+    """One session that will not happen (the rest of its plan goes on)."""
+    if session.status not in (Session.Status.SCHEDULED, Session.Status.ON_HOLD):
+        raise ValidationError(
+            f"This session is {session.get_status_display().lower()}: it cannot be cancelled."
+        )
+    _claim_version(session, expected_version)
+    session.status = Session.Status.CANCELLED
+    _save(session, user=user)
+    if session.plan_id:
+        _complete_plan_when_done(session.plan, user=user)
 
 
 def _complete_plan_when_done(plan, *, user):
@@ -1181,3 +1270,209 @@ def session_set_status(*, session: Session, status, user, expected_version=None)
     _claim_version(session, expected_version)
     session.status = status
     return _save(session, user=user)
+
+
+# --- amendments ----------------------------------------------------------------------------
+
+
+def session_logged_by(session):
+    """Who logged the session: the user of the history row that first recorded it completed."""
+    first = (
+        session.history.filter(status=Session.Status.COMPLETED)
+        .order_by("history_date", "history_id")
+        .values_list("history_user", flat=True)
+        .first()
+    )
+    return first if first is not None else session.clinician_id
+
+
+def can_amend(user, session) -> bool:
+    """The clinician who logged a completed session, or a manager, may amend it."""
+    if session.status != Session.Status.COMPLETED or not user.has_perm("plans.add_amendment"):
+        return False
+    return user.has_perm("plans.amend_any_session") or session_logged_by(session) == user.pk
+
+
+@dataclass
+class AdverseEventChange:
+    event: AdverseEvent
+    severity: str
+    resolved_on: date | None
+    notes: str
+
+
+def _shown(value):
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+@transaction.atomic
+def session_amend(
+    *,
+    session: Session,
+    user,
+    reason: str,
+    parameters: Mapping[int, Mapping[str, object]] | None = None,
+    assessments: Iterable[AssessmentInput] = (),
+    notes: str | None = None,
+    withdraw_photos: Iterable[int] = (),
+    photos: Iterable[PhotoInput] = (),
+    adverse_events: Iterable[AdverseEventInput] = (),
+    event_changes: Iterable[AdverseEventChange] = (),
+    expected_version=None,
+):
+    """Correct a logged session with a written reason; the values before stay in the history
+    and in the Amendment, which lists each change (what, before, after). Nothing is deleted:
+    a photo taken in error is withdrawn."""
+    if not can_amend(user, session):
+        raise PermissionDenied(
+            "Only the clinician who logged this session, or a manager, can amend it."
+        )
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": ["Write why the session is amended."]})
+    now = timezone.now()
+    changes, errors, writes = [], {}, []
+    rows = session.treatments.select_related("treatment").prefetch_related("treatment__parameters")
+    for row in rows:
+        if parameters is None or row.pk not in parameters:
+            continue
+        definitions = list(row.treatment.parameters.all())
+        try:
+            cleaned = clean_parameters(definitions, parameters[row.pk], prefix=f"params-{row.pk}-")
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+            continue
+        if cleaned == row.parameters:
+            continue
+        labels = {d.code: d.label for d in definitions}
+        order = {code: n for n, code in enumerate(labels)}
+        for code in sorted(set(cleaned) | set(row.parameters), key=lambda c: order.get(c, 99)):
+            before, after = row.parameters.get(code), cleaned.get(code)
+            if before != after:
+                changes.append(
+                    {
+                        "what": f"{row.treatment.name}: {labels.get(code, code)}",
+                        "before": _shown(before),
+                        "after": _shown(after),
+                    }
+                )
+        row.parameters, row.amended_at = cleaned, now
+        writes.append(row)
+    existing = {(a.scar_site_id, a.instrument): a for a in session.assessments.all()}
+    targeted = {site.pk for site in session.plan.target_sites.all()} if session.plan_id else None
+    for n, spec in enumerate(assessments):
+        current = existing.get((spec.scar_site.pk, spec.instrument))
+        assessment = current or Assessment(
+            patient=session.patient,
+            scar_site=spec.scar_site,
+            session=session,
+            instrument=spec.instrument,
+            assessed_on=session.scheduled_on,
+            assessor=user,
+        )
+        before_items, before_total = (current.items, current.total) if current else (None, None)
+        assessment.items = dict(spec.items)
+        try:
+            if targeted is not None and spec.scar_site.pk not in targeted:
+                raise ValidationError({"scar_site": "This scar site is not targeted by the plan."})
+            assessment.full_clean(exclude=["total"])
+        except ValidationError as exc:
+            errors.update({f"assessment-{n}-{k}": v for k, v in exc.message_dict.items()})
+            continue
+        if before_items == assessment.items:
+            continue
+        total = scales.get(spec.instrument).total(assessment.items)
+        changes.append(
+            {
+                "what": f"{spec.scar_site}: {scales.get(spec.instrument).name}",
+                "before": _shown(before_total),
+                "after": _shown(total),
+            }
+        )
+        assessment.amended_at = now
+        writes.append(assessment)
+    photos = list(photos)
+    if photos and not photography_consent_on(session.patient, session.scheduled_on):
+        errors["photo"] = [
+            f"No clinical photography consent is in force on {session.scheduled_on:%-d %b %Y}: "
+            "photos cannot be added."
+        ]
+    if errors:
+        raise ValidationError(errors)
+    if notes is not None and notes.strip() != session.notes.strip():
+        changes.append(
+            {"what": "Clinical notes", "before": _shown(session.notes), "after": _shown(notes)}
+        )
+        session.notes = notes
+    withdrawn = list(session.photos.filter(pk__in=list(withdraw_photos), withdrawn_at=None))
+    for photo in withdrawn:
+        photo.withdrawn_at = now
+        changes.append(
+            {"what": f"Photo of {photo.scar_site}", "before": "shown", "after": "withdrawn"}
+        )
+        writes.append(photo)
+    for photo in photos:
+        changes.append({"what": f"Photo of {photo.scar_site}", "before": "—", "after": "added"})
+    for change in event_changes:
+        event = change.event
+        new = (change.severity, change.resolved_on, change.notes.strip())
+        old = (event.severity, event.resolved_on, event.notes.strip())
+        if new == old:
+            continue
+        label = f"Adverse event: {event.get_kind_display()}"
+        for what, b, a in zip(("severity", "resolved on", "notes"), old, new, strict=True):
+            if b != a:
+                changes.append(
+                    {"what": f"{label}, {what}", "before": _shown(b), "after": _shown(a)}
+                )
+        event.severity, event.resolved_on, event.notes = new
+        writes.append(event)
+    new_events = [
+        AdverseEvent(
+            patient=session.patient,
+            session=session,
+            scar_site=e.scar_site,
+            kind=e.kind,
+            severity=e.severity,
+            onset_on=e.onset_on or session.scheduled_on,
+            resolved_on=e.resolved_on,
+            notes=e.notes,
+            recorded_by=user,
+        )
+        for e in adverse_events
+    ]
+    for event in new_events:
+        changes.append(
+            {
+                "what": f"Adverse event: {event.get_kind_display()}",
+                "before": "—",
+                "after": f"added ({event.get_severity_display().lower()})",
+            }
+        )
+    if not changes:
+        raise ValidationError("Nothing was changed: the session is as it was logged.")
+    _claim_version(session, expected_version)
+    for obj in [*writes, *new_events]:
+        obj._change_reason = f"Amended: {reason}"[:100]
+        _save(obj, user=user)
+    for photo in photos:
+        new_photo = SessionPhoto(
+            session=session,
+            scar_site=photo.scar_site,
+            image=photo.image,
+            caption=photo.caption,
+            taken_on=session.scheduled_on,
+            taken_by=user,
+        )
+        new_photo._change_reason = f"Amended: {reason}"[:100]
+        _save(new_photo, user=user)
+    session._change_reason = f"Amended: {reason}"[:100]
+    _save(session, user=user)
+    return _save(
+        Amendment(session=session, reason=reason, changes=changes, amended_by=user, amended_at=now),
+        user=user,
+    )

@@ -21,6 +21,8 @@ urlpatterns = [
     path("sessions/<int:pk>/log/", views.session_log, name="session_log"),
     path("sessions/<int:pk>/move/", views.session_move, name="session_move"),
     path("sessions/<int:pk>/missed/", views.session_missed, name="session_missed"),
+    path("sessions/<int:pk>/cancel/", views.session_cancel, name="session_cancel"),
+    path("sessions/<int:pk>/amend/", views.session_amend, name="session_amend"),
     path("adverse-events/", views.adverse_event_list, name="adverse_event_list"),
     path(
         "adverse-events/<int:pk>/resolve/",

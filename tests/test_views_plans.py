@@ -450,7 +450,9 @@ def test_front_desk_sees_the_block_on_a_draft_but_no_way_to_override_it(
     front_desk_client, blocked_draft
 ):
     html = front_desk_client.get(reverse("plan_detail", args=[blocked_draft.pk])).content.decode()
-    assert "Active breakout" in html
+    # Front desk sees that a clinician must review it, never the rule (issue 10, point 4).
+    assert "Clinician review" in html
+    assert "Active breakout" not in html
     assert "override-" not in html
     assert reverse("plan_activate", args=[blocked_draft.pk]) not in html
 

@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from patients.models import Consent
 from plans import services
@@ -16,6 +17,7 @@ from tests.factories import (
     TODAY,
     AcneActivityFactory,
     AdverseEventFactory,
+    ConsentFactory,
     PatientFactory,
     ScarSiteFactory,
     at,
@@ -60,6 +62,7 @@ ACCESS = [
     ("session_log", lambda w: {"pk": w.session.pk}, "get", None, (403, 200, 200)),
     ("session_move", lambda w: {"pk": w.session.pk}, "get", None, (200, 200, 200)),
     ("session_missed", lambda w: {"pk": w.session.pk}, "post", {}, (302, 302, 302)),
+    ("session_cancel", lambda w: {"pk": w.session.pk}, "post", {}, (302, 302, 302)),
     # The appointment book: every role runs the diary; an outsider gets nothing.
     ("diary_day", lambda w: {}, "get", None, (200, 200, 200)),
     ("diary_week", lambda w: {}, "get", None, (200, 200, 200)),
@@ -162,6 +165,7 @@ def test_front_desk_sees_a_session_without_notes_parameters_scores_or_photos(
 @pytest.fixture
 def cheek():
     patient = PatientFactory(first_name="Rosalind", last_name="Achterberg")
+    ConsentFactory(patient=patient, kind="clinical_photography", signed_on=date(2025, 6, 1))
     return ScarSiteFactory(patient=patient, body_site="left_cheek", scar_types=["rolling"])
 
 
@@ -219,7 +223,9 @@ def test_front_desk_moving_into_a_breakout_is_told_only_a_clinician_can_override
     assert response.status_code == 200
     html = response.content.decode()
     assert "Only a clinician can override" in html
-    assert "Acne is recorded as severe" in html
+    # Front desk is told to get a clinician, never why (issue 10, point 4).
+    assert "Clinician review" in html
+    assert "Acne is recorded as severe" not in html
     assert "override-" not in html
     assert _times(needling) == ORIGINAL
 
@@ -292,7 +298,12 @@ def test_a_logged_session_cannot_be_moved(clinician_client, clinician):
 
 
 def _log_url(session):
-    return reverse("session_log", args=[session.pk])
+    """The log page; for a session booked for a later day, as after confirming it is done
+    today (the confirmation itself is tested in test_session_records.py)."""
+    url = reverse("session_log", args=[session.pk])
+    if session.scheduled_on > timezone.localdate():
+        url += "?performed_today=1"
+    return url
 
 
 def _log_form(client, session):

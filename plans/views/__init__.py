@@ -8,7 +8,14 @@ from plans.views.adverse_events import adverse_event_list, adverse_event_resolve
 from plans.views.patients import assessment_add, patient_detail
 from plans.views.photos import photo
 from plans.views.plans import plan_activate, plan_create, plan_detail, plan_status, session_book
-from plans.views.sessions import session_detail, session_log, session_missed, session_move
+from plans.views.sessions import (
+    session_amend,
+    session_cancel,
+    session_detail,
+    session_log,
+    session_missed,
+    session_move,
+)
 from plans.views.today import today
 
 __all__ = [
@@ -24,6 +31,8 @@ __all__ = [
     "session_book",
     "session_detail",
     "session_log",
+    "session_cancel",
+    "session_amend",
     "session_missed",
     "session_move",
     "today",

@@ -1,21 +1,26 @@
 """Sessions: moving, marking missed, logging a visit and the session record."""
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from clinic.validators import validate_clinic_date
 from plans import scales, services
 from plans.forms import (
+    DATE,
     AdverseEventFormSet,
     InstrumentForm,
     ParametersForm,
     RescheduleForm,
     SiteOutcomeForm,
 )
-from plans.models import Assessment, Session, SessionTreatment
+from plans.models import AdverseEvent, Assessment, Session, SessionTreatment
 from plans.views._common import (
     _blocked,
     _int,
@@ -99,7 +104,7 @@ def session_missed(request, pk):
         messages.error(request, " ".join(exc.messages))
     else:
         messages.success(request, "Session marked as missed.")
-    return redirect(back_to(session))
+    return redirect(_next_or(request, back_to(session)))
 
 
 # --- logging a session ---------------------------------------------------------------------
@@ -151,6 +156,17 @@ def session_log(request, pk):
     if session.status not in Session.OPEN and request.method != "POST":
         messages.info(request, f"This session is {session.get_status_display().lower()}.")
         return redirect("session_detail", pk=session.pk)
+    today = timezone.localdate()
+    early = session.scheduled_on > today
+    # A session booked for a later day is logged only after saying it is done today.
+    performed_today = early and (request.POST or request.GET).get("performed_today") == "1"
+    if early and not performed_today:
+        return render(
+            request,
+            "plans/session_log_early.html",
+            {"session": session, "patient": session.patient, "today": today},
+        )
+    skipped = services.sessions_skipped_before(session)
     # A POST on a session someone else just logged falls through: the service refuses it
     # and the form comes back with everything this clinician typed.
     post = request.POST if request.method == "POST" else None
@@ -186,7 +202,13 @@ def session_log(request, pk):
         )
     events = AdverseEventFormSet(post, prefix="ae", form_kwargs={"sites": visit_sites(session)})
     notes = post.get("notes", session.notes) if post else session.notes
-    findings = services.session_findings(session)
+    on = today if early else session.scheduled_on
+    photos_allowed = services.photography_consent_on(session.patient, on)
+    if not photos_allowed:
+        for block in site_blocks:
+            del block["outcome"].fields["photo"]
+            del block["outcome"].fields["photo_caption"]
+    findings = services.session_findings(session, on=on)
     existing = set(session.overrides.values_list("rule", "treatment__code"))
     open_blocks = [
         c for c in findings if c.blocks and (c.finding.rule, c.treatment.code) not in existing
@@ -209,6 +231,7 @@ def session_log(request, pk):
                     notes=notes,
                     overrides=_overrides_from(request.POST),
                     expected_version=_int(request.POST.get("version")),
+                    performed_today=performed_today,
                 )
             except services.SafetyBlocked as exc:
                 _blocked(request)
@@ -217,10 +240,21 @@ def session_log(request, pk):
                 messages.error(request, str(exc))
             except PermissionDenied:
                 messages.error(request, "Only a clinician can override a blocking safety rule.")
+            except services.BookingRefused as exc:
+                messages.error(request, refusal_text(exc))
             except ValidationError as exc:
                 messages.error(request, "Not saved: " + " ".join(exc.messages))
             else:
                 messages.success(request, f"Session logged for {session.patient.full_name}.")
+                unscored = _unscored_sites(site_blocks)
+                if unscored:
+                    messages.warning(
+                        request,
+                        f"No outcome score for {', '.join(str(s) for s in unscored)}: the "
+                        "report shows a gap for this session. Amend the session to add one.",
+                    )
+                if early:
+                    return redirect(_replace_rest_of_course(request, session))
                 return redirect("patient_detail", pk=session.patient_id)
         # Browsers cannot refill a file input: name each photo that must be chosen again.
         lost_photos = [f.name for f in (files or {}).values()]
@@ -242,8 +276,83 @@ def session_log(request, pk):
             "can_override": request.user.has_perm(services.OVERRIDE_PERMISSION),
             "lost_photos": lost_photos,
             "version": session.version if post is None else request.POST.get("version"),
+            "early": early,
+            "today": today,
+            "skipped": skipped,
+            "skipped_message": services.skipped_message(skipped) if skipped else "",
+            "photos_allowed": photos_allowed,
+            "unscored": _unscored_sites(site_blocks) if post is not None else [],
         },
     )
+
+
+def _unscored_sites(site_blocks):
+    """Targeted sites for which the form holds no score of any kind."""
+    unscored = []
+    for block in site_blocks:
+        outcome = getattr(block["outcome"], "cleaned_data", None) or {}
+        scored = any(
+            outcome.get(code) is not None for code in ("gais_clinician", "gais_patient", "pain")
+        ) or any(
+            form.is_bound and form.is_valid() and not form.is_blank for form in block["instruments"]
+        )
+        if not scored:
+            unscored.append(block["site"])
+    return unscored
+
+
+def _replace_rest_of_course(request, session):
+    """After logging a session early: offer to re-place the rest of its course."""
+    courses = session.treatments.exclude(course=None).values("course")
+    following = (
+        Session.objects.filter(
+            plan=session.plan_id,
+            status=Session.Status.SCHEDULED,
+            treatments__course__in=courses,
+        )
+        .order_by("scheduled_at")
+        .first()
+    )
+    booked = timezone.localtime(session.booked_for)
+    if following is None:
+        messages.info(
+            request, f"Recorded as done today; it had been booked for {booked:%-d %b %Y}."
+        )
+        return reverse("session_detail", args=[session.pk])
+    messages.info(
+        request,
+        f"Recorded as done today; it had been booked for {booked:%-d %b %Y}. The rest of the "
+        f"course keeps its old dates: move the next session ({following.scheduled_on:%-d %b %Y})"
+        " and tick 'Move the later sessions' to re-place them all from today's treatment.",
+    )
+    return reverse("session_move", args=[following.pk])
+
+
+@require_POST
+@permission_required("plans.change_session", raise_exception=True)
+def session_cancel(request, pk):
+    session = get_session(pk)
+    try:
+        services.session_cancel(
+            session=session, user=request.user, expected_version=_int(request.POST.get("version"))
+        )
+    except services.StaleEdit as exc:
+        messages.error(request, str(exc))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Session cancelled.")
+    return redirect(_next_or(request, back_to(session)))
+
+
+def _next_or(request, fallback):
+    """A same-site `next` from the form, else the fallback."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return fallback
 
 
 def _assessments_from(site_blocks):
@@ -254,11 +363,7 @@ def _assessments_from(site_blocks):
             if not form.is_blank:
                 result.append(services.AssessmentInput(site, form.instrument.code, form.items()))
         outcome = block["outcome"].cleaned_data
-        for code, name in (
-            ("gais_clinician", "improvement"),
-            ("gais_patient", "improvement"),
-            ("pain", "pain"),
-        ):
+        for code, name in OUTCOME_ITEMS:
             value = outcome.get(code)
             if value is not None:
                 result.append(services.AssessmentInput(site, code, {name: value}))
@@ -303,10 +408,182 @@ def session_detail(request, pk):
         "clinical": clinical,
     }
     if clinical:
+        assessments = list(session.assessments.select_related("scar_site").order_by("scar_site"))
         context.update(
-            assessments=session.assessments.select_related("scar_site").order_by("scar_site"),
+            assessments=assessments,
             adverse_events=session.adverse_events.select_related("scar_site"),
             overrides=session.overrides.select_related("overridden_by", "treatment"),
-            photos=session.photos.select_related("scar_site"),
+            photos=session.photos.filter(withdrawn_at=None).select_related("scar_site"),
+            amendments=session.amendments.select_related("amended_by"),
+            can_amend=services.can_amend(request.user, session),
+            unscored=_sites_without_scores(session, assessments),
         )
     return render(request, "plans/session_detail.html", context)
+
+
+# --- amending a logged session -------------------------------------------------------------
+
+
+class AmendReasonForm(forms.Form):
+    reason = forms.CharField(
+        label="Why is this session amended?",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=2000,
+        error_messages={"required": "Write why the session is amended (reason is required)."},
+    )
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class AdverseEventEditForm(forms.Form):
+    severity = forms.ChoiceField(choices=AdverseEvent.Severity.choices)
+    resolved_on = forms.DateField(required=False, validators=[validate_clinic_date], widget=DATE)
+    notes = forms.CharField(required=False, max_length=2000)
+
+
+@permission_required("plans.add_amendment", raise_exception=True)
+def session_amend(request, pk):
+    session = get_session(pk)
+    if not services.can_amend(request.user, session):
+        raise PermissionDenied(
+            "Only the clinician who logged this session, or a manager, can amend it."
+        )
+    post = request.POST if request.method == "POST" else None
+    files = request.FILES if request.method == "POST" else None
+    rows = list(
+        session.treatments.select_related("treatment", "course").prefetch_related(
+            "treatment__parameters"
+        )
+    )
+    parameter_forms = [ParametersForm(post, row=row, prefix=f"t{row.pk}") for row in rows]
+    sites = list(visit_sites(session).prefetch_related("scar_types"))
+    scored = {}
+    for assessment in session.assessments.all():
+        scored[(assessment.scar_site_id, assessment.instrument)] = assessment
+    instruments = _site_instruments(sites)
+    photos_allowed = services.photography_consent_on(session.patient, session.scheduled_on)
+    site_blocks = []
+    for site in sites:
+        codes = list(instruments[site.pk])
+        codes += [
+            c
+            for (s, c) in scored
+            if s == site.pk and c not in codes and c not in scales.PER_SESSION
+        ]
+        outcome_initial = {
+            code: scored[(site.pk, code)].items.get(name)
+            for code, name in OUTCOME_ITEMS
+            if (site.pk, code) in scored
+        }
+        outcome = SiteOutcomeForm(post, files, prefix=f"s{site.pk}", initial=outcome_initial)
+        if not photos_allowed:
+            del outcome.fields["photo"], outcome.fields["photo_caption"]
+        site_blocks.append(
+            {
+                "site": site,
+                "outcome": outcome,
+                "instruments": [
+                    InstrumentForm(
+                        post,
+                        instrument=scales.get(code),
+                        optional=True,
+                        prefix=f"s{site.pk}-{code}",
+                        initial=scored[(site.pk, code)].items
+                        if (site.pk, code) in scored
+                        else None,
+                    )
+                    for code in codes
+                ],
+            }
+        )
+    existing_events = list(session.adverse_events.select_related("scar_site"))
+    event_forms = [
+        (
+            event,
+            AdverseEventEditForm(
+                post,
+                prefix=f"ae{event.pk}",
+                initial={
+                    "severity": event.severity,
+                    "resolved_on": event.resolved_on,
+                    "notes": event.notes,
+                },
+            ),
+        )
+        for event in existing_events
+    ]
+    new_events = AdverseEventFormSet(post, prefix="ae", form_kwargs={"sites": visit_sites(session)})
+    photos = list(session.photos.filter(withdrawn_at=None).select_related("scar_site"))
+    reason_form = AmendReasonForm(post, initial={"version": session.version})
+    notes = post.get("notes", session.notes) if post else session.notes
+    if post is not None:
+        forms_ok = reason_form.is_valid()
+        forms_ok &= all(f.is_valid() for f in parameter_forms)
+        forms_ok &= all(b["outcome"].is_valid() for b in site_blocks)
+        forms_ok &= all(f.is_valid() for b in site_blocks for f in b["instruments"])
+        forms_ok &= all(f.is_valid() for _, f in event_forms)
+        forms_ok &= new_events.is_valid()
+        if forms_ok:
+            try:
+                services.session_amend(
+                    session=session,
+                    user=request.user,
+                    reason=reason_form.cleaned_data["reason"],
+                    parameters={f.row.pk: f.values() for f in parameter_forms},
+                    assessments=_assessments_from(site_blocks),
+                    notes=notes,
+                    withdraw_photos=[_int(v) for v in post.getlist("withdraw_photo")],
+                    photos=_photos_from(site_blocks),
+                    adverse_events=_events_from(new_events),
+                    event_changes=[
+                        services.AdverseEventChange(
+                            event,
+                            form.cleaned_data["severity"],
+                            form.cleaned_data["resolved_on"],
+                            form.cleaned_data["notes"],
+                        )
+                        for event, form in event_forms
+                    ],
+                    expected_version=reason_form.cleaned_data["version"],
+                )
+            except services.StaleEdit as exc:
+                messages.error(request, str(exc))
+            except ValidationError as exc:
+                messages.error(request, "Not saved: " + " ".join(exc.messages))
+            else:
+                messages.success(
+                    request, "Session amended; the values before are kept in its history."
+                )
+                return redirect("session_detail", pk=session.pk)
+    return render(
+        request,
+        "plans/session_amend.html",
+        {
+            "session": session,
+            "patient": session.patient,
+            "rows": list(zip(rows, parameter_forms, strict=True)),
+            "site_blocks": site_blocks,
+            "event_forms": event_forms,
+            "events": new_events,
+            "photos": photos,
+            "photos_allowed": photos_allowed,
+            "reason_form": reason_form,
+            "notes": notes,
+        },
+    )
+
+
+OUTCOME_ITEMS = (
+    ("gais_clinician", "improvement"),
+    ("gais_patient", "improvement"),
+    ("pain", "pain"),
+)
+
+
+def _sites_without_scores(session, assessments):
+    """Targeted sites a completed session recorded no score for (a gap in the report)."""
+    if session.status != Session.Status.COMPLETED:
+        return []
+    scored = {a.scar_site_id for a in assessments}
+    return (
+        [site for site in visit_sites(session) if site.pk not in scored] if session.plan_id else []
+    )
