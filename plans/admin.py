@@ -1,10 +1,17 @@
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, Q
+from django.contrib.admin.options import csrf_protect_m
+from django.contrib.admin.utils import flatten_fieldsets, unquote
+from django.db.models import Count, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce, Concat, NullIf, Trim
+from django.http import HttpResponseNotAllowed
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.text import Truncator
 from simple_history.admin import SimpleHistoryAdmin
 
 from clinic.admin_tools import ClinicalAdmin, NoDeleteInline, ReadOnlyInline
-from plans import safety
+from plans import rule_governance, safety
 from plans.models import (
     AdverseEvent,
     Amendment,
@@ -99,17 +106,217 @@ class TreatmentAdmin(ClinicalAdmin):
         return ", ".join(t.name for t in treatment.best_for.all())
 
 
+class SafetyRuleSettingForm(forms.ModelForm):
+    """A change to a rule's action, on/off or window needs a written reason; nothing else does."""
+
+    GOVERNED = ("action", "enabled", "window")
+    window = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=32767,
+        help_text="The rule's time window, in the unit shown below; empty: the rule's default.",
+    )
+
+    class Meta:
+        model = SafetyRuleSetting
+        fields = ("action", "enabled", "window", "change_reason")
+        widgets = {"change_reason": forms.Textarea(attrs={"rows": 3})}
+        help_texts = {
+            "change_reason": "Required when the action, on/off or window changes; kept in the "
+            "rule's history with your name and the time.",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.before = rule_governance.Choice(
+            self.instance.action, self.instance.enabled, self.instance.window
+        )
+        if not self.is_bound:
+            # Each change gets its own reason; the last one is shown beside the form.
+            self.initial["change_reason"] = ""
+            # Back from the confirmation page: the values the user had entered.
+            self.initial.update(getattr(self.instance, "_pending", {}))
+
+    def after(self):
+        """The governed values as submitted (the current ones where a field did not validate)."""
+        data = self.cleaned_data
+        return rule_governance.Choice(
+            data.get("action", self.before.action),
+            data.get("enabled", self.before.enabled),
+            data.get("window", self.before.window),
+        )
+
+    def changes_rule(self):
+        return self.after() != self.before
+
+    def clean_window(self):
+        window = self.cleaned_data.get("window")
+        rule = safety.RULES.get(self.instance.rule)
+        if window is not None and window != self.before.window and rule and not rule.window_unit:
+            raise forms.ValidationError("This rule has no time window: leave it empty.")
+        return window
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.changes_rule():
+            # Nothing governed changed: the reason of the last change stays the rule's reason.
+            cleaned["change_reason"] = self.instance.change_reason
+        elif not cleaned.get("change_reason"):
+            self.add_error(
+                "change_reason",
+                "The “reason for the change” is required when the action, on/off or window "
+                "changes.",
+            )
+        return cleaned
+
+
+# The name User.__str__ shows, for a changelist column without a query per row.
+_USER_NAME = Coalesce(
+    NullIf(
+        Trim(Concat("history_user__first_name", Value(" "), "history_user__last_name")),
+        Value(""),
+    ),
+    "history_user__username",
+)
+
+
 @admin.register(SafetyRuleSetting)
 class SafetyRuleSettingAdmin(ClinicalAdmin):
-    list_display = ("rule", "action", "enabled", "window", "window_unit", "description")
-    list_editable = ("action", "enabled", "window")
+    """A rule changes on its own page, with a written reason and after a confirmation page that
+    says what will no longer be checked; never by ticking boxes in the list."""
+
+    form = SafetyRuleSettingForm
+    list_display = (
+        "rule",
+        "action",
+        "enabled",
+        "window",
+        "window_unit",
+        "last_reason",
+        "changed_by",
+        "changed_at",
+    )
     list_filter = ("action", "enabled")
     search_fields = ("rule",)
     ordering = ("rule",)
-    readonly_fields = ("description",)
+    fields = (
+        "rule",
+        "description",
+        "action",
+        "enabled",
+        "window",
+        "window_unit",
+        "last_change",
+        "change_reason",
+    )
+    readonly_fields = ("rule", "description", "window_unit", "last_change")
+    history_list_display = ["action", "enabled", "window", "change_reason"]
+    confirmation_template = "admin/plans/safetyrulesetting/confirm_change.html"
 
     def has_add_permission(self, request):
         return False  # one row per rule in plans.safety, created by migration
+
+    def get_queryset(self, request):
+        latest = SafetyRuleSetting.history.filter(id=OuterRef("pk")).order_by(
+            "-history_date", "-history_id"
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _changed_at=Subquery(latest.values("history_date")[:1]),
+                _changed_by=Subquery(latest.annotate(who=_USER_NAME).values("who")[:1]),
+            )
+        )
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj._pending = getattr(request, "_rule_pending", {})
+        return obj
+
+    @csrf_protect_m
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "POST" and object_id is not None:
+            response = self._before_saving(request, object_id, form_url, extra_context)
+            if response is not None:
+                return response
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _before_saving(self, request, object_id, form_url, extra_context):
+        """The confirmation page, or the form again on cancel; None: the admin goes on as usual
+        (errors shown, a confirmed or empty change saved, 403 and 404 answered)."""
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None or not self.has_change_permission(request, obj):
+            return None
+        fields = flatten_fieldsets(self.get_fieldsets(request, obj))
+        form = self.get_form(request, obj, change=True, fields=fields)(request.POST, instance=obj)
+        valid = form.is_valid()
+        if "_cancel" in request.POST:
+            if valid:
+                request._rule_pending = {
+                    name: form.cleaned_data[name] for name in (*form.GOVERNED, "change_reason")
+                }
+            request.method = "GET"  # show the form, save nothing
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        if not valid or not form.changes_rule():
+            return None
+        after = form.after()
+        if request.POST.get("confirmed") == rule_governance.fingerprint(form.before, after):
+            return None
+        return self._confirmation(request, obj, form, after)
+
+    def _confirmation(self, request, obj, form, after):
+        rule = safety.RULES.get(obj.rule)
+        unit = rule.window_unit if rule else ""
+        before = form.before
+
+        def window(value):
+            return "the rule's default" if value is None else f"{value} {unit}".strip()
+
+        request.current_app = self.admin_site.name
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Confirm the change to a safety rule",
+            "subtitle": obj.get_rule_display(),
+            "opts": self.opts,
+            "original": obj,
+            "rule_title": obj.get_rule_display(),
+            "rule_description": rule.description if rule else "",
+            "rows": [
+                ("Action", before.action, after.action),
+                ("Checked", _yes_no(before.enabled), _yes_no(after.enabled)),
+                ("Window", window(before.window), window(after.window)),
+            ],
+            "consequences": rule_governance.consequences(obj.rule, before, after),
+            "reason": form.cleaned_data["change_reason"],
+            "posted": [
+                (name, value)
+                for name, values in request.POST.lists()
+                if name not in ("csrfmiddlewaretoken", "confirmed", "_confirm", "_cancel")
+                for value in values
+            ],
+            "fingerprint": rule_governance.fingerprint(before, after),
+            "asked_again": "confirmed" in request.POST,
+        }
+        return TemplateResponse(request, self.confirmation_template, context)
+
+    def save_model(self, request, obj, form, change):
+        if change and not form.changes_rule():
+            if form.data.get("change_reason", "").strip():
+                self.message_user(
+                    request,
+                    "Nothing in the rule changed, so the reason was not recorded.",
+                    messages.INFO,
+                )
+            return  # no save, so no history row that records no change
+        super().save_model(request, obj, form, change)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method == "POST":
+            # Reverting to an old version would skip the reason and the confirmation.
+            return HttpResponseNotAllowed(["GET"])
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
     @admin.display(description="unit")
     def window_unit(self, setting):
@@ -120,6 +327,31 @@ class SafetyRuleSettingAdmin(ClinicalAdmin):
     def description(self, setting):
         rule = safety.RULES.get(setting.rule)
         return rule.description if rule else ""
+
+    @admin.display(description="reason for the last change")
+    def last_reason(self, setting):
+        return Truncator(setting.change_reason).chars(80)
+
+    @admin.display(description="changed by")
+    def changed_by(self, setting):
+        return getattr(setting, "_changed_by", None)
+
+    @admin.display(description="changed", ordering="_changed_at")
+    def changed_at(self, setting):
+        return getattr(setting, "_changed_at", None)
+
+    @admin.display(description="last change")
+    def last_change(self, setting):
+        when = getattr(setting, "_changed_at", None)
+        if when is None:
+            return setting.change_reason or "-"
+        stamp = timezone.localtime(when).strftime("%Y-%m-%d %H:%M")
+        who = getattr(setting, "_changed_by", None) or "unknown"
+        return f"{stamp} by {who}: {setting.change_reason or '(no reason recorded)'}"
+
+
+def _yes_no(value):
+    return "yes" if value else "no"
 
 
 # --- plans ---------------------------------------------------------------------------------

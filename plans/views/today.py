@@ -11,6 +11,7 @@ from clinic.views_helpers import date_param, paginate
 from plans import services
 from plans.forms import clinicians
 from plans.models import Session
+from plans.rule_governance import disabled_block_rules_for
 from plans.views._common import _treatment_rows
 
 
@@ -68,6 +69,8 @@ def today(request):
             "clinicians": staff,
             "clinician": clinician,
             "clinical": request.user.has_perm("plans.view_assessment"),
+            # Managers see a switched-off block rule here until it is on again.
+            "disabled_rules": disabled_block_rules_for(request.user),
         },
     )
 
