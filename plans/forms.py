@@ -7,14 +7,16 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import escape
 
 from clinic.models import Location
 from clinic.roles import CLINICIAN
 from clinic.validators import validate_clinic_date
 from patients.forms import DATE
 from plans import parameters as parameter_rules
-from plans import scales
-from plans.models import PHOTO_CHECK, AdverseEvent, Course, Plan, Treatment
+from plans import safety, scales
+from plans.models import PHOTO_CHECK, AdverseEvent, Course, Plan, Treatment, TreatmentParameter
 
 TIME = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
 
@@ -151,6 +153,62 @@ class PlanForm(forms.ModelForm):
         return sites
 
 
+# What plans.safety reads from a session's parameters (peel_depth, involves_salicylate).
+SAFETY_PARAMETER_CODES = ("agent", "concentration")
+PLANNED = "param_"  # course form fields for planned values: param_agent, param_concentration
+
+
+def is_planning_parameter(definition) -> bool:
+    """Decided when the plan is built: what the safety rules read, and the required choices
+    (an acid, a freezing method). Values seen in the chair (layers, frost) are logged then."""
+    return definition.code in SAFETY_PARAMETER_CODES or (
+        definition.kind == TreatmentParameter.Kind.CHOICE and definition.required
+    )
+
+
+def planning_parameters():
+    """The planning parameters of the active treatments, the safety rules' ones first."""
+    found = [
+        definition
+        for definition in TreatmentParameter.objects.filter(treatment__is_active=True)
+        .select_related("treatment")
+        .order_by("treatment__name", "order", "id")
+        if is_planning_parameter(definition)
+    ]
+    first = {code: n for n, code in enumerate(SAFETY_PARAMETER_CODES)}
+    return sorted(found, key=lambda d: first.get(d.code, len(first)))
+
+
+def _planned_value_field(definitions):
+    """One field for a parameter code shared by several treatments (e.g. concentration);
+    the chosen treatment's own definition validates the value in CourseForm.clean."""
+    head = definitions[0]
+    label = head.label + (f" ({head.unit})" if head.unit else "")
+    kinds = {d.kind for d in definitions}
+    if kinds == {TreatmentParameter.Kind.CHOICE}:
+        allowed = list(dict.fromkeys(c for d in definitions for c in d.choice_list))
+        widget = forms.Select(choices=[("", "—")] + [(c, c) for c in allowed])
+    elif kinds == {TreatmentParameter.Kind.NUMBER}:
+        widget = forms.NumberInput(attrs={"inputmode": "decimal", "step": "any"})
+    else:
+        widget = forms.TextInput()
+    uses = []
+    for d in definitions:
+        span = ""
+        if d.min_value is not None and d.max_value is not None:
+            low = format(d.min_value.normalize(), "f")
+            high = format(d.max_value.normalize(), "f")
+            span = f" {low}-{high}"
+        uses.append(f"{d.treatment.name}{span}")
+    # crispy renders help texts as HTML: catalogue text is escaped here.
+    return forms.CharField(
+        label=label,
+        required=False,
+        widget=widget,
+        help_text=escape(f"For {', '.join(uses)}."),
+    )
+
+
 class CourseForm(forms.ModelForm):
     class Meta:
         model = Course
@@ -161,7 +219,7 @@ class CourseForm(forms.ModelForm):
             "offset_days": "First on day",
         }
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, planning=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["treatment"].queryset = Treatment.objects.active()
         for name, low, high in (
@@ -184,6 +242,24 @@ class CourseForm(forms.ModelForm):
                     "max_value": message,
                 },
             )
+        self.planning = planning_parameters() if planning is None else planning
+        by_code = {}
+        for definition in self.planning:
+            by_code.setdefault(definition.code, []).append(definition)
+        self.planning_labels = {}
+        for code, definitions in by_code.items():
+            self.fields[PLANNED + code] = _planned_value_field(definitions)
+            self.planning_labels[code] = definitions[0].label
+        for code, value in (self.instance.default_parameters or {}).items():
+            if code in by_code:
+                self.initial.setdefault(PLANNED + code, value)
+
+    def course_fields(self):
+        """The course's own columns (treatment ... remove), without the planned values."""
+        return [f for f in self.visible_fields() if not f.name.startswith(PLANNED)]
+
+    def planned_fields(self):
+        return [f for f in self.visible_fields() if f.name.startswith(PLANNED)]
 
     def clean(self):
         cleaned = super().clean()
@@ -193,11 +269,67 @@ class CourseForm(forms.ModelForm):
         sessions, interval = cleaned.get("sessions_count"), cleaned.get("interval_days")
         if sessions and sessions > 1 and not interval:
             self.add_error("interval_days", "Repeated sessions need an interval of at least 1 day.")
+        self.instance.default_parameters = self._planned_values(cleaned)
         return cleaned
+
+    def _planned_values(self, cleaned):
+        """The planned values, checked against the chosen treatment's own definitions; {}
+        when any is wrong (the errors name the field and what it allows)."""
+        treatment = cleaned.get("treatment")
+        typed = {
+            name.removeprefix(PLANNED): cleaned[name]
+            for name in self.fields
+            if name.startswith(PLANNED) and cleaned.get(name)
+        }
+        if not treatment or not typed:
+            return {}
+        own = {d.code: d for d in self.planning if d.treatment_id == treatment.pk}
+        wrong = False
+        for code in typed.keys() - own.keys():
+            label = self.planning_labels[code].lower()
+            self.add_error(PLANNED + code, f"{treatment.name} has no {label}: leave it empty.")
+            wrong = True
+        try:
+            values = parameter_rules.clean_parameters(
+                [own[code] for code in typed if code in own],
+                {code: value for code, value in typed.items() if code in own},
+                partial=True,
+            )
+        except ValidationError as exc:
+            for code, messages in exc.message_dict.items():
+                self.add_error(PLANNED + code if code in own else None, messages)
+            return {}
+        return {} if wrong else values
+
+    def planned_depth(self):
+        """A peel's depth from the catalogue and the planned agent (None for other rows)."""
+        treatment = (getattr(self, "cleaned_data", None) or {}).get("treatment")
+        if not treatment or treatment.category != Treatment.Category.PEEL or self.errors:
+            return None
+        depth = safety.peel_depth(treatment.facts(), self.instance.default_parameters or {})
+        return dict(Treatment.PeelDepth.choices).get(depth, depth)
+
+
+class BaseCourseFormSet(forms.BaseInlineFormSet):
+    """Course rows; the catalogue's planning parameters are read once for all of them."""
+
+    @cached_property
+    def planning(self):
+        return planning_parameters()
+
+    def get_form_kwargs(self, index):
+        return {**super().get_form_kwargs(index), "planning": self.planning}
 
 
 CourseFormSet = forms.inlineformset_factory(
-    Plan, Course, form=CourseForm, extra=2, min_num=1, validate_min=True, can_delete=True
+    Plan,
+    Course,
+    form=CourseForm,
+    formset=BaseCourseFormSet,
+    extra=2,
+    min_num=1,
+    validate_min=True,
+    can_delete=True,
 )
 
 

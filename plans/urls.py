@@ -2,6 +2,7 @@ from django.urls import path
 
 from plans import report_views, views
 from plans.views import diary as diary_views
+from plans.views import live as live_views
 
 urlpatterns = [
     path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),
@@ -19,6 +20,7 @@ urlpatterns = [
     path("plans/<int:pk>/book/", views.session_book, name="session_book"),
     path("sessions/<int:pk>/", views.session_detail, name="session_detail"),
     path("sessions/<int:pk>/log/", views.session_log, name="session_log"),
+    path("sessions/<int:pk>/findings/", live_views.live_findings, name="session_live_findings"),
     path("sessions/<int:pk>/move/", views.session_move, name="session_move"),
     path("sessions/<int:pk>/missed/", views.session_missed, name="session_missed"),
     path("sessions/<int:pk>/cancel/", views.session_cancel, name="session_cancel"),

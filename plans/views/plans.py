@@ -80,6 +80,7 @@ def plan_create(request, pk):
                         interval_days=c.interval_days,
                         offset_days=c.offset_days,
                         label=c.label,
+                        default_parameters=c.default_parameters,
                     )
                     for c in courses
                 ],
