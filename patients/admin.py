@@ -30,7 +30,7 @@ class AcneActivityInline(NoDeleteInline, admin.TabularInline):
 
 class ConsentInline(NoDeleteInline, admin.TabularInline):
     model = Consent
-    fields = ("kind", "signed_on", "withdrawn_on", "scanned_file")
+    fields = ("kind", "signed_on", "withdrawn_on", "expires_on", "scanned_file")
 
 
 class ScarSiteInline(NoDeleteInline, admin.TabularInline):

@@ -237,12 +237,14 @@ class MedicalFlagForm(forms.ModelForm):
 class ConsentForm(forms.ModelForm):
     class Meta:
         model = Consent
-        fields = ["kind", "signed_on", "withdrawn_on", "scanned_file"]
-        widgets = {"signed_on": DATE, "withdrawn_on": DATE}
+        fields = ["kind", "signed_on", "withdrawn_on", "expires_on", "scanned_file"]
+        widgets = {"signed_on": DATE, "withdrawn_on": DATE, "expires_on": DATE}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["signed_on"].initial = timezone.localdate
+        if not self.instance.pk and not self.initial.get("signed_on"):
+            # The model's empty value would win over a field initial: signed today, usually.
+            self.initial["signed_on"] = timezone.localdate()
 
 
 class ScarSiteForm(forms.ModelForm):

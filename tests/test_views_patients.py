@@ -516,3 +516,17 @@ def test_the_next_record_number_is_offered(front_desk_client):
     PatientFactory(record_number="CX-000107")
     form = browser_form(front_desk_client.get(reverse("patient_create")))
     assert form["record_number"] == "CX-000108"
+
+
+def test_a_new_consent_starts_signed_today_and_can_carry_an_expiry(clinician_client):
+    patient = PatientFactory(consented=False)
+    url = reverse("consent_add", args=[patient.pk])
+    with frozen():
+        form = browser_form(clinician_client.get(url))
+        assert form["signed_on"] == "2026-01-05"
+        response = clinician_client.post(
+            url, form | {"kind": "treatment", "expires_on": "2027-01-04"}
+        )
+    assert response.status_code == 302
+    consent = patient.consents.get()
+    assert (consent.signed_on, consent.expires_on) == (date(2026, 1, 5), date(2027, 1, 4))

@@ -63,6 +63,9 @@ ACCESS = [
     ("session_move", lambda w: {"pk": w.session.pk}, "get", None, (200, 200, 200)),
     ("session_missed", lambda w: {"pk": w.session.pk}, "post", {}, (302, 302, 302)),
     ("session_cancel", lambda w: {"pk": w.session.pk}, "post", {}, (302, 302, 302)),
+    ("session_live_findings", lambda w: {"pk": w.session.pk}, "post", {}, (403, 200, 200)),
+    # The clinician who logged it (the world's clinician) or a manager amends a session.
+    ("session_amend", lambda w: {"pk": w.done.pk}, "get", None, (403, 200, 200)),
     # The appointment book: every role runs the diary; an outsider gets nothing.
     ("diary_day", lambda w: {}, "get", None, (200, 200, 200)),
     ("diary_week", lambda w: {}, "get", None, (200, 200, 200)),

@@ -9,7 +9,7 @@ from django.utils import timezone
 from PIL import Image
 from playwright.sync_api import expect
 
-from patients.models import AcneActivity, Patient, ScarSite, ScarType
+from patients.models import AcneActivity, Consent, Patient, ScarSite, ScarType
 from plans import services
 from plans.models import Plan, SafetyOverride, Session, Treatment
 from tests.conftest import PASSWORD
@@ -53,6 +53,17 @@ def test_clinician_registers_plans_and_logs_a_first_session(
     page.get_by_label("Fitzpatrick skin type").select_option("2")
     page.get_by_role("button", name="Register").click()
     expect(page.get_by_text("Registered Robin Aldous (CX-9001).")).to_be_visible()
+
+    # Treatment consent first: without it in-office treatment is blocked (issue 10).
+    page.get_by_role("link", name="Record the treatment consent").click()
+    page.get_by_label("Kind").select_option("treatment")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Consent recorded.")).to_be_visible()
+    # Photos of the session need clinical photography consent.
+    page.get_by_role("link", name="Record consent").click()
+    page.get_by_label("Kind").select_option("clinical_photography")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Clinical photography consent: in force")).to_be_visible()
 
     # A back site (hypertrophic) and a face site (rolling atrophic).
     for body_site, scar_type in (
@@ -159,6 +170,7 @@ def breakout_patient(clinician):
         date_of_birth="1999-08-01",
         fitzpatrick_type=2,
     )
+    Consent.objects.create(patient=patient, kind="treatment", signed_on=timezone.localdate())
     site = ScarSite.objects.create(patient=patient, body_site="left_cheek")
     site.scar_types.set(ScarType.objects.filter(code="rolling"))
     plan = services.plan_create(
