@@ -369,3 +369,13 @@ def test_nothing_is_due_more_than_a_day_early_by_accident(clinician):
     )
     with pytest.raises(ValidationError):
         log(nth(plan, 2), clinician)
+
+
+def test_the_early_confirmation_also_says_when_an_earlier_session_is_open(
+    clinician, clinician_client
+):
+    plan = cryo_plan(clinician)
+    page = clinician_client.get(reverse("session_log", args=[nth(plan, 3).pk])).content.decode()
+
+    assert "This session is booked for Monday 2 March 2026" in page
+    assert "Earlier sessions of this course (Mon 5 Jan 2026, Mon 2 Feb 2026)" in page

@@ -160,13 +160,18 @@ def session_log(request, pk):
     early = session.scheduled_on > today
     # A session booked for a later day is logged only after saying it is done today.
     performed_today = early and (request.POST or request.GET).get("performed_today") == "1"
+    skipped = services.sessions_skipped_before(session)
     if early and not performed_today:
         return render(
             request,
             "plans/session_log_early.html",
-            {"session": session, "patient": session.patient, "today": today},
+            {
+                "session": session,
+                "patient": session.patient,
+                "today": today,
+                "skipped_message": services.skipped_message(skipped) if skipped else "",
+            },
         )
-    skipped = services.sessions_skipped_before(session)
     # A POST on a session someone else just logged falls through: the service refuses it
     # and the form comes back with everything this clinician typed.
     post = request.POST if request.method == "POST" else None
