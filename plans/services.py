@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
@@ -245,10 +245,13 @@ def _save(obj, *, user, savepoint_clash=False, **kwargs):
     try:
         with transaction.atomic():  # a savepoint: the refusal below leaves the rest usable
             obj.save(**kwargs)
-    except IntegrityError as error:
+    except (IntegrityError, OperationalError) as error:
         # PostgreSQL's exclusion constraints (plans/0008): someone booked an overlapping
-        # appointment between our check and our write.
-        if "_overlap" not in str(error):
+        # appointment between our check and our write. Two such writes checking two
+        # constraints (clinician and room) can wait on each other: PostgreSQL then cancels
+        # one as a deadlock (SQLSTATE 40P01), and that one lost the slot just the same.
+        deadlock = getattr(error.__cause__, "sqlstate", None) == "40P01"
+        if "_overlap" not in str(error) and not deadlock:
             raise
         raise BookingRefused(
             [

@@ -124,3 +124,33 @@ def test_postgresql_itself_refuses_overlapping_appointments(diary, clinician, re
         **other,
         **common,
     )
+
+
+def test_a_deadlock_between_two_bookings_refuses_the_one_postgresql_cancelled(
+    diary, clinician, monkeypatch
+):
+    """Two overlapping inserts that check two exclusion constraints can wait on each other;
+    PostgreSQL cancels one with SQLSTATE 40P01. Seen once in CI: that booking lost the slot
+    and must be told so, not answered with a 500."""
+    from django.db import OperationalError
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    def cancelled(self, *args, **kwargs):
+        error = OperationalError("deadlock detected")
+        error.__cause__ = Deadlock()
+        raise error
+
+    monkeypatch.setattr(Session, "save", cancelled)
+    start = timezone.make_aware(datetime.combine(TODAY, time(10)))
+    with pytest.raises(services.BookingRefused) as refused:
+        services.appointment_book(
+            patient=PatientFactory(),
+            kind=Session.Kind.CONSULTATION,
+            start=start,
+            clinician=clinician,
+            location=diary,
+            user=clinician,
+        )
+    assert "Someone else has just booked that time" in refused.value.problems[0].message
