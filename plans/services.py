@@ -984,32 +984,9 @@ def session_complete(
     for assessment in built:
         _save(assessment, user=user)
     for event in adverse_events:
-        _save(
-            AdverseEvent(
-                patient=session.patient,
-                session=session,
-                scar_site=event.scar_site,
-                kind=event.kind,
-                severity=event.severity,
-                onset_on=event.onset_on or session.scheduled_on,
-                resolved_on=event.resolved_on,
-                notes=event.notes,
-                recorded_by=user,
-            ),
-            user=user,
-        )
+        _save(_adverse_event(session, event, user=user), user=user)
     for photo in photos:
-        _save(
-            SessionPhoto(
-                session=session,
-                scar_site=photo.scar_site,
-                image=photo.image,
-                caption=photo.caption,
-                taken_on=on,
-                taken_by=user,
-            ),
-            user=user,
-        )
+        _save(_photo(session, photo, user=user), user=user)
     _record_overrides(session, accepted, user=user)
     session.status = Session.Status.COMPLETED
     session.completed_at = completed_at or timezone.now()
@@ -1019,6 +996,32 @@ def session_complete(
     if session.plan_id:
         _complete_plan_when_done(session.plan, user=user)
     return checked
+
+
+def _adverse_event(session, event: AdverseEventInput, *, user) -> AdverseEvent:
+    return AdverseEvent(
+        patient=session.patient,
+        session=session,
+        scar_site=event.scar_site,
+        kind=event.kind,
+        severity=event.severity,
+        onset_on=event.onset_on or session.scheduled_on,
+        resolved_on=event.resolved_on,
+        notes=event.notes,
+        recorded_by=user,
+    )
+
+
+def _photo(session, photo: PhotoInput, *, user) -> SessionPhoto:
+    """A photo of the session, dated on the session's (real) day."""
+    return SessionPhoto(
+        session=session,
+        scar_site=photo.scar_site,
+        image=photo.image,
+        caption=photo.caption,
+        taken_on=session.scheduled_on,
+        taken_by=user,
+    )
 
 
 def _move_to_now(session, *, user):
@@ -1444,20 +1447,7 @@ def session_amend(
                 )
         event.severity, event.resolved_on, event.notes = new
         writes.append(event)
-    new_events = [
-        AdverseEvent(
-            patient=session.patient,
-            session=session,
-            scar_site=e.scar_site,
-            kind=e.kind,
-            severity=e.severity,
-            onset_on=e.onset_on or session.scheduled_on,
-            resolved_on=e.resolved_on,
-            notes=e.notes,
-            recorded_by=user,
-        )
-        for e in adverse_events
-    ]
+    new_events = [_adverse_event(session, e, user=user) for e in adverse_events]
     for event in new_events:
         changes.append(
             {
@@ -1473,14 +1463,7 @@ def session_amend(
         obj._change_reason = f"Amended: {reason}"[:100]
         _save(obj, user=user)
     for photo in photos:
-        new_photo = SessionPhoto(
-            session=session,
-            scar_site=photo.scar_site,
-            image=photo.image,
-            caption=photo.caption,
-            taken_on=session.scheduled_on,
-            taken_by=user,
-        )
+        new_photo = _photo(session, photo, user=user)
         new_photo._change_reason = f"Amended: {reason}"[:100]
         _save(new_photo, user=user)
     session._change_reason = f"Amended: {reason}"[:100]
