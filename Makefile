@@ -46,6 +46,7 @@ test: $(VENV)/.dev-installed
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit -r clinic patients plans -ll -q
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff check --fix .

@@ -1,13 +1,184 @@
 """Shared admin behaviour: history, archive instead of delete, safe CSV export."""
 
+from datetime import date
+
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.http import HttpResponseRedirect
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from clinic.csv_export import csv_response
+from clinic.form_tools import SafeJSONField
+from clinic.validators import DATE_MAX, DATE_MIN
+
+# --- hostile input in the admin (issue 11.4): never a 500 ------------------------------------
+
+SEARCH_MAX = 200  # characters; SQLite refuses LIKE patterns past 50,000 bytes
+JSON_FIELDS = {models.JSONField: {"form_class": SafeJSONField}}
+INLINE_EXTRA_ROWS = 20  # rows a manager may add to an inline in one save
 
 
-class ClinicalAdmin(SimpleHistoryAdmin):
+class _ValidIdsOnly:
+    """An autocomplete widget shows again only the ids its target can hold: Django's looks up
+    whatever was sent ("NaN", 20 digits) and fails while re-showing the form with its error."""
+
+    def optgroups(self, name, value, attr=None):
+        remote = self.field.remote_field
+        opts = remote.model._meta
+        target = opts.get_field(getattr(remote, "field_name", None) or opts.pk.name)
+        kept = []
+        for one in value:
+            try:
+                target.to_python(one)
+            except ValidationError:
+                continue
+            kept.append(one)
+        return super().optgroups(name, kept, attr)
+
+
+class SafeAutocompleteSelect(_ValidIdsOnly, AutocompleteSelect):
+    pass
+
+
+class SafeAutocompleteSelectMultiple(_ValidIdsOnly, AutocompleteSelectMultiple):
+    pass
+
+
+class SafeAutocompleteMixin:
+    """Every ModelAdmin or inline: autocomplete fields re-shown safely, JSON parsed safely."""
+
+    formfield_overrides = JSON_FIELDS
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = SafeAutocompleteSelect(
+                db_field, self.admin_site, using=kwargs.get("using")
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = SafeAutocompleteSelectMultiple(
+                db_field, self.admin_site, using=kwargs.get("using")
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class GuardedChangelistMixin(SafeAutocompleteMixin):
+    """Date drill-down, search and filter parameters that cannot be answered are dropped with
+    a message naming them and what they allow (a year 99999999999 overflows `datetime`; a
+    NUL character is refused by PostgreSQL). Also the safe widgets of SafeAutocompleteMixin."""
+
+    def changelist_view(self, request, extra_context=None):
+        problems = _changelist_problems(self, request.GET)
+        if problems:
+            for message in problems.values():
+                messages.error(request, message)
+            query = request.GET.copy()
+            for name in problems:
+                query.pop(name, None)
+            return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
+        return super().changelist_view(request, extra_context)
+
+
+def _changelist_problems(model_admin, query):
+    """{parameter: message} for the parameters of a changelist that cannot be used."""
+    problems = {}
+    field = model_admin.date_hierarchy
+    if field:
+        for part, low, high in (("year", DATE_MIN.year, DATE_MAX.year), ("month", 1, 12)):
+            name = f"{field}__{part}"
+            if name in query and not _whole_in(query[name], low, high):
+                problems[name] = f"{part.title()}: a whole number from {low} to {high}."
+        day = f"{field}__day"
+        if day in query and not _whole_in(query[day], 1, 31):
+            problems[day] = "Day: a whole number from 1 to 31."
+        if not problems and day in query:
+            try:
+                year, month = query[f"{field}__year"], query.get(f"{field}__month", "1")
+                date(int(year), int(month), int(query[day]))
+            except (KeyError, ValueError):
+                problems[day] = "Day: that month has no such day."
+    search = query.get("q", "")
+    if len(search) > SEARCH_MAX:
+        problems["q"] = f"Search: at most {SEARCH_MAX} characters."
+    for name, values in query.lists():
+        if any("\x00" in v for v in [name, *values]):
+            problems[name] = f"{name}: null characters are not allowed."
+    return problems
+
+
+def _whole_in(text, low, high):
+    return text.isdigit() and low <= int(text) <= high
+
+
+class ConstraintCheckedFormSetMixin:
+    """Rows added together are checked against each other for the model's unique constraints,
+    conditional ones included (Django checks each row only against the database), so two new
+    scar sites on one body site are a form error, not an IntegrityError."""
+
+    def clean(self):
+        super().clean()
+        constraints = [
+            c
+            for c in self.model._meta.constraints
+            if isinstance(c, models.UniqueConstraint) and c.fields and not c.expressions
+        ]
+        for constraint in constraints:
+            seen = {}
+            for form in self.forms:
+                if not form.has_changed() and not form.instance.pk:
+                    continue
+                if self.can_delete and self._should_delete_form(form):
+                    continue
+                if not hasattr(form, "cleaned_data") or form.errors:
+                    continue
+                instance = form.instance
+                if constraint.condition is not None and not _meets(constraint, instance):
+                    continue
+                key = tuple(
+                    getattr(instance, instance._meta.get_field(f).attname)
+                    for f in constraint.fields
+                )
+                if None in key:
+                    continue
+                if key in seen:
+                    message = constraint.violation_error_message or "This row is a duplicate."
+                    form.add_error(constraint.fields[-1], str(message) % {"name": constraint.name})
+                seen.setdefault(key, form)
+
+
+def _meets(constraint, instance):
+    """Whether a row falls under a conditional constraint (e.g. only open scar sites)."""
+    against = {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields} | {
+        f.name: getattr(instance, f.attname) for f in instance._meta.concrete_fields
+    }
+    try:
+        return constraint.condition.check(against)
+    except Exception:  # a condition that cannot be evaluated here: check the row anyway
+        return True
+
+
+class BoundedInlineMixin(SafeAutocompleteMixin):
+    """An inline builds at most the rows it has plus INLINE_EXTRA_ROWS, whatever TOTAL_FORMS
+    claims (Django's own ceiling is 1,000 forms more), and checks its constraints together."""
+
+    def get_formset(self, request, obj=None, **kwargs):
+        chosen = kwargs.get("formset", self.formset)
+        if not issubclass(chosen, ConstraintCheckedFormSetMixin):
+            kwargs["formset"] = type(chosen.__name__, (ConstraintCheckedFormSetMixin, chosen), {})
+        formset = super().get_formset(request, obj, **kwargs)
+        existing = 0
+        if obj is not None and obj.pk:
+            existing = formset.model._default_manager.filter(**{formset.fk.name: obj}).count()
+        formset.absolute_max = existing + INLINE_EXTRA_ROWS
+        return formset
+
+
+class ClinicalAdmin(GuardedChangelistMixin, SimpleHistoryAdmin):
     """Base for clinical records: change history, no deleting, CSV export."""
 
     actions = ["export_csv"]
@@ -103,7 +274,7 @@ class ArchivableAdmin(ClinicalAdmin):
         return obj.archived_at is not None
 
 
-class ReadOnlyInline:
+class ReadOnlyInline(BoundedInlineMixin):
     """Inline rows shown for context; edited on their own pages."""
 
     extra = 0
@@ -117,8 +288,32 @@ class ReadOnlyInline:
         return False
 
 
-class NoDeleteInline:
+class NoDeleteInline(BoundedInlineMixin):
     extra = 0
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+
+def harden_site(site):
+    """Give every registered admin, the project's and third-party ones (auth, axes, otp), the
+    guarded changelist and safe widgets, and each of their inlines a row ceiling, by
+    re-registering a subclass under the same name. Called once, by clinic/urls.py."""
+    for model, model_admin in list(site._registry.items()):
+        cls = type(model_admin)
+        inlines = [
+            inline
+            if issubclass(inline, BoundedInlineMixin)
+            else type(inline.__name__, (BoundedInlineMixin, inline), {})
+            for inline in cls.inlines
+        ]
+        if issubclass(cls, GuardedChangelistMixin) and inlines == list(cls.inlines):
+            continue
+        bases = (cls,) if issubclass(cls, GuardedChangelistMixin) else (GuardedChangelistMixin, cls)
+        hardened = type(
+            cls.__name__,
+            bases,
+            {"inlines": inlines, "__module__": cls.__module__},
+        )
+        site.unregister(model)
+        site.register(model, hardened)

@@ -10,7 +10,10 @@ class ClinicConfig(AppConfig):
         from django.conf import settings
         from PIL import Image
 
-        from clinic import roles
+        from clinic import lookups, roles
+
+        # Ids past 64 bits match nothing instead of overflowing SQLite (issue 11.4).
+        lookups.register()
 
         # Every image Pillow opens in this process, not only uploads, refuses bombs.
         Image.MAX_IMAGE_PIXELS = settings.UPLOAD_MAX_IMAGE_PIXELS

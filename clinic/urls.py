@@ -3,9 +3,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from clinic import views as clinic_views
+from clinic.admin_tools import harden_site
 from plans import views as plan_views
 from plans.views.feeds import calendar_feed
 
+# --- hostile input (issue 11.4): every admin, third-party ones too, gets the guards ---
+harden_site(admin.site)
+# --- end hostile input ---
 admin.site.site_header = "Cicatrix admin"
 admin.site.site_title = "Cicatrix admin"
 admin.site.index_title = "Clinic back office"

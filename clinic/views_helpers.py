@@ -15,10 +15,16 @@ def paginate(request, queryset, per_page=PAGE_SIZE, param="page"):
 
 
 def safe_next(request, default):
-    """The `next` parameter if it points inside this site, else `default`."""
+    """The `next` parameter if it is a path on this site, else `default`. Only a path
+    ("/plans/3/"): redirect() would read anything else ("1", "plans") as a view name."""
     target = request.POST.get("next") or request.GET.get("next")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    if (
+        target
+        and target.startswith("/")
+        and target.isprintable()  # no NUL, CR or LF to put into a Location header
+        and url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
     ):
         return target
     return default

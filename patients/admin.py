@@ -3,7 +3,13 @@ from django.contrib import admin
 from django.db.models import Count
 from simple_history.admin import SimpleHistoryAdmin
 
-from clinic.admin_tools import ArchivableAdmin, ArchivedFilter, ClinicalAdmin, NoDeleteInline
+from clinic.admin_tools import (
+    ArchivableAdmin,
+    ArchivedFilter,
+    ClinicalAdmin,
+    GuardedChangelistMixin,
+    NoDeleteInline,
+)
 from patients.forms import next_record_number
 from patients.models import (
     AcneActivity,
@@ -159,7 +165,7 @@ class ConsentAdmin(PatientRecordAdmin):
 
 
 @admin.register(ScarType)
-class ScarTypeAdmin(admin.ModelAdmin):
+class ScarTypeAdmin(GuardedChangelistMixin, admin.ModelAdmin):
     list_display = ("name", "code", "group", "description")
     search_fields = ("name", "code")
     ordering = ("order",)
@@ -189,7 +195,7 @@ class RecordNumberFormatForm(forms.ModelForm):
 
 
 @admin.register(RecordNumberFormat)
-class RecordNumberFormatAdmin(SimpleHistoryAdmin):
+class RecordNumberFormatAdmin(GuardedChangelistMixin, SimpleHistoryAdmin):
     """One row: how the registration form makes the next record number. Every change is kept
     in its history (who and when); numbers already given are never changed."""
 

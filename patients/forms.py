@@ -222,6 +222,7 @@ class PatientSearchForm(forms.Form):
     q = forms.CharField(
         label="Search",
         required=False,
+        max_length=100,  # a name or a number; SQLite refuses LIKE patterns past 50,000 bytes
         help_text="Name, record number or date of birth (YYYY-MM-DD or DD/MM/YYYY).",
     )
     archived = forms.BooleanField(label="Include archived", required=False)

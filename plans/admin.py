@@ -10,7 +10,12 @@ from django.utils import timezone
 from django.utils.text import Truncator
 from simple_history.admin import SimpleHistoryAdmin
 
-from clinic.admin_tools import ClinicalAdmin, NoDeleteInline, ReadOnlyInline
+from clinic.admin_tools import (
+    ClinicalAdmin,
+    GuardedChangelistMixin,
+    NoDeleteInline,
+    ReadOnlyInline,
+)
 from plans import rule_governance, safety
 from plans.models import (
     AdverseEvent,
@@ -616,7 +621,7 @@ class SafetyOverrideAdmin(ClinicalAdmin):
 
 
 @admin.register(Amendment)
-class AmendmentAdmin(admin.ModelAdmin):
+class AmendmentAdmin(GuardedChangelistMixin, admin.ModelAdmin):
     """Amendments are made on the session page with a reason; here they are only read."""
 
     list_display = ("amended_at", "patient", "session", "amended_by", "reason")
@@ -687,7 +692,7 @@ class SessionTreatmentAdmin(ClinicalAdmin):
 
 
 @admin.register(VisitType)
-class VisitTypeAdmin(SimpleHistoryAdmin):
+class VisitTypeAdmin(GuardedChangelistMixin, SimpleHistoryAdmin):
     list_display = ("kind", "minutes", "needs_room")
 
     def has_delete_permission(self, request, obj=None):

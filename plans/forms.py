@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import escape
 
+from clinic.form_tools import LimitedFormSet, LimitedFormSetMixin, row_limits
 from clinic.models import Location
 from clinic.roles import CLINICIAN
 from clinic.validators import validate_clinic_date
@@ -310,8 +311,10 @@ class CourseForm(forms.ModelForm):
         return dict(Treatment.PeelDepth.choices).get(depth, depth)
 
 
-class BaseCourseFormSet(forms.BaseInlineFormSet):
+class BaseCourseFormSet(LimitedFormSetMixin, forms.BaseInlineFormSet):
     """Course rows; the catalogue's planning parameters are read once for all of them."""
+
+    rows_label = "Courses"
 
     @cached_property
     def planning(self):
@@ -330,6 +333,7 @@ CourseFormSet = forms.inlineformset_factory(
     min_num=1,
     validate_min=True,
     can_delete=True,
+    **row_limits(),
 )
 
 
@@ -494,7 +498,13 @@ class AdverseEventForm(forms.ModelForm):
         self.fields["onset_on"].required = False
 
 
-AdverseEventFormSet = forms.formset_factory(AdverseEventForm, extra=2)
+class BaseAdverseEventFormSet(LimitedFormSet):
+    rows_label = "Adverse events"
+
+
+AdverseEventFormSet = forms.formset_factory(
+    AdverseEventForm, formset=BaseAdverseEventFormSet, extra=2, **row_limits()
+)
 
 
 class ResolveForm(forms.Form):

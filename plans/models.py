@@ -15,7 +15,7 @@ from simple_history.models import HistoricalRecords
 from clinic.models import TimeStamped
 from clinic.timeutils import day_bounds, day_start
 from clinic.uploads import JPEG, PNG, WEBP, UploadCheck, is_new_upload, random_name, reencode_image
-from clinic.validators import validate_clinic_date
+from clinic.validators import validate_clinic_date, validate_json_object
 from patients.models import Patient, ScarSite, ScarType
 from plans import safety, scales
 from plans.parameters import clean_parameters
@@ -320,6 +320,7 @@ class Course(models.Model):
         return f"{name} x {self.sessions_count}{every}{start}"
 
     def clean(self):
+        validate_json_object(self.default_parameters, "Default parameters", '{"agent": "glycolic"}')
         if self.treatment_id and self.default_parameters:
             try:
                 self.default_parameters = clean_parameters(
@@ -534,6 +535,7 @@ class SessionTreatment(models.Model):
         return ""
 
     def clean(self):
+        validate_json_object(self.parameters, "Parameters", '{"passes": 3}')
         if self.treatment_id and self.parameters:
             done = self.session_id and self.session.status == Session.Status.COMPLETED
             try:
@@ -624,7 +626,11 @@ class Assessment(TimeStamped):
         except ValueError as exc:
             raise ValidationError({"instrument": str(exc)}) from None
         try:
-            self.items = instrument.validate(self.items or {})
+            validate_json_object(self.items, "Items", '{"vascularity": 1, "height": 2}')
+        except ValidationError as exc:
+            raise ValidationError({"items": exc.messages}) from None
+        try:
+            self.items = instrument.validate(self.items)
         except ValidationError as exc:
             errors["items"] = [
                 message for messages in exc.message_dict.values() for message in messages

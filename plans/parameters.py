@@ -4,6 +4,8 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 
+from clinic.validators import refuse_nul
+
 YES = {"yes", "true", "1", "on"}
 NO = {"no", "false", "0", "off"}
 
@@ -31,7 +33,8 @@ def clean_value(definition, raw):
         if text in YES | NO:
             return text in YES
         raise ValidationError(f"{label} must be yes or no.")
-    return str(raw).strip()
+    # Free text, from a form or from JSON typed in the admin: PostgreSQL refuses NUL in it.
+    return refuse_nul(str(raw).strip(), label)
 
 
 def _clean_number(definition, raw):

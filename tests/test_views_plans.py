@@ -504,7 +504,10 @@ def test_resuming_without_a_date_asks_for_one_and_stays_on_hold(clinician_client
     response = clinician_client.post(
         reverse("plan_resume", args=[active_plan.pk]), {"restart_on": ""}, follow=True
     )
-    assert "Restart on: give a date (YYYY-MM-DD)." in response.content.decode()
+    assert (
+        "Restart on: give a date from 01/01/1900 to 31/12/2100 (YYYY-MM-DD)."
+        in response.content.decode()
+    )
     assert _statuses(active_plan)[0] == Plan.Status.ON_HOLD
 
 

@@ -5,6 +5,8 @@ from django.db.models import Prefetch
 from django.urls import reverse
 from django.utils import timezone
 
+from clinic.form_tools import text_problem
+from clinic.validators import refuse_nul
 from plans import safety, services
 from plans.models import SessionTreatment
 
@@ -22,11 +24,28 @@ def _treatment_rows():
 
 
 def _overrides_from(post):
-    return {
+    """Override reasons by rule key; a NUL character in one is refused (ValidationError,
+    which every caller shows as a message) before it reaches the database."""
+    overrides = {
         key[len(OVERRIDE_PREFIX) :]: value
         for key, value in post.items()
         if key.startswith(OVERRIDE_PREFIX)
     }
+    for key, reason in overrides.items():
+        refuse_nul(key, "Override reason")
+        refuse_nul(reason, "Override reason")
+    return overrides
+
+
+def input_problems(request, *, texts=None, formsets=()):
+    """Flash what cannot be saved in text read straight from the POST ({label: text}) and in
+    formsets' own checks (too many rows); True when there is any. Nothing typed is lost:
+    the page is shown again with the values as sent."""
+    problems = [text_problem(value, label) for label, value in (texts or {}).items()]
+    problems += [" ".join(f.non_form_errors()) for f in formsets if f.is_bound]
+    for problem in filter(None, problems):
+        messages.error(request, problem)
+    return any(problems)
 
 
 def _blocked(request):

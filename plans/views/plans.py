@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from clinic.validators import in_clinic_range
+from clinic.validators import date_range_text, in_clinic_range
 from clinic.views_helpers import date_param
 from patients.views import get_patient
 from plans import services
@@ -203,7 +203,9 @@ def plan_status(request, pk, action):
         elif action == "resume":
             restart = date_param(request.POST.get("restart_on"))
             if not restart:
-                messages.error(request, "Restart on: give a date (YYYY-MM-DD).")
+                messages.error(
+                    request, f"Restart on: give a date {date_range_text()} (YYYY-MM-DD)."
+                )
                 return redirect("plan_detail", pk=plan.pk)
             services.plan_resume(
                 plan=plan,

@@ -7,10 +7,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from clinic.validators import validate_clinic_date
+from clinic.views_helpers import safe_next
 from plans import scales, services
 from plans.forms import (
     DATE,
@@ -28,6 +28,7 @@ from plans.views._common import (
     back_to,
     finding_messages,
     findings_for,
+    input_problems,
     refusal_text,
     visit_sites,
 )
@@ -224,6 +225,7 @@ def session_log(request, pk):
         forms_ok &= all(b["outcome"].is_valid() for b in site_blocks)
         forms_ok &= all(f.is_valid() for b in site_blocks for f in b["instruments"])
         forms_ok &= events.is_valid()
+        forms_ok &= not input_problems(request, texts={"Notes": notes}, formsets=[events])
         if forms_ok:
             try:
                 services.session_complete(
@@ -352,12 +354,7 @@ def session_cancel(request, pk):
 
 def _next_or(request, fallback):
     """A same-site `next` from the form, else the fallback."""
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return fallback
+    return safe_next(request, fallback)
 
 
 def _assessments_from(site_blocks):
@@ -527,6 +524,7 @@ def session_amend(request, pk):
         forms_ok &= all(f.is_valid() for b in site_blocks for f in b["instruments"])
         forms_ok &= all(f.is_valid() for _, f in event_forms)
         forms_ok &= new_events.is_valid()
+        forms_ok &= not input_problems(request, texts={"Notes": notes}, formsets=[new_events])
         if forms_ok:
             try:
                 services.session_amend(
