@@ -187,12 +187,6 @@ def findings_for_sessions(sessions) -> dict[int, list[CheckedFinding]]:
     """
     sessions = list(sessions)
     checkers = PatientSafety.for_patients([s.patient for s in sessions])
-    # A block a clinician has already overridden for that session is settled: not a badge.
-    settled = set(
-        SafetyOverride.objects.filter(session__in=[s.pk for s in sessions]).values_list(
-            "session_id", "rule", "treatment_id"
-        )
-    )
     result = {}
     for session in sessions:
         checker = checkers[session.patient_id]
@@ -202,10 +196,6 @@ def findings_for_sessions(sessions) -> dict[int, list[CheckedFinding]]:
             for row in session.treatments.all()
             for checked in checker.findings(
                 row.treatment, on, parameters=row.parameters, exclude_on=on
-            )
-            if not (
-                checked.blocks
-                and (session.pk, checked.finding.rule, checked.treatment.pk) in settled
             )
         ]
     return result

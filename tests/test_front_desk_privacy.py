@@ -443,34 +443,3 @@ def test_a_clinician_still_reads_the_rules_on_the_same_pages(clinician_client, w
     assert "Salicylic acid in pregnancy" in draft.content.decode()
     messages = " ".join(str(m) for m in warned.context["messages"])
     assert "Isotretinoin" in messages and "bleeding" in messages
-
-
-def test_a_block_a_clinician_overrode_is_no_longer_a_badge_on_today(front_desk_client, clinician):
-    """Once a clinician has written the override for a session, front desk is not sent to
-    ask again (a block not yet overridden still shows)."""
-    from plans.models import SafetyOverride
-    from tests.factories import AcneActivityFactory, ScarSiteFactory, course, frozen, make_plan
-
-    with frozen():
-        patient = PatientFactory(first_name="Tamsin", last_name="Overbury")
-        site = ScarSiteFactory(patient=patient, body_site="left_cheek", scar_types=["rolling"])
-        plan = make_plan(
-            user=clinician,
-            patient=patient,
-            sites=[site],
-            courses=[course("microneedling", 2, every=42)],
-        )
-        AcneActivityFactory(patient=patient, level="moderate", recorded_on=plan.start_date)
-        today = front_desk_client.get(reverse("home")).content.decode()
-        assert "Clinician review" in today
-        first = plan.sessions.order_by("scheduled_at").first()
-        SafetyOverride.objects.create(
-            session=first,
-            treatment=first.treatments.get().treatment,
-            rule="active_breakout",
-            finding="Acne is recorded as moderate",
-            reason="Single papule away from the treated area.",
-            overridden_by=clinician,
-        )
-        today = front_desk_client.get(reverse("home")).content.decode()
-    assert "Clinician review" not in today
