@@ -37,7 +37,11 @@ def login(page, live_server):
         page.goto(f"{live_server.url}/login/")
         page.get_by_label("Username").fill(username)
         page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Log in").click()
+        # Wait for the answer to the login POST: a test that acts on the page at once
+        # (a reload, say) would otherwise race the navigation still in flight.
+        with page.expect_navigation():
+            page.get_by_role("button", name="Log in").click()
+        page.wait_for_load_state()
         return page
 
     return _login

@@ -23,7 +23,7 @@ def test_pages_load_no_resource_from_outside_the_app(login, clinician, live_serv
     requested = []
     page = login("clin_user", PASSWORD)
     page.on("request", lambda request: requested.append(request.url))
-    page.reload()
+    page.goto(f"{live_server.url}/")
     assert any(url.endswith("bootstrap.min.css") for url in requested)
     outside = [url for url in requested if not url.startswith(live_server.url)]
     assert outside == []
