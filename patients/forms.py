@@ -16,6 +16,11 @@ from patients.models import (
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
+# A write whose form carried no record version (an old page, a hand-made request) would
+# otherwise be applied without the lost-update check: it is refused instead.
+OUT_OF_DATE = "This form is out of date or incomplete: reload the page and enter it again."
+
+
 class VersionedForm(forms.ModelForm):
     """Carries the record's version so that a stale copy cannot overwrite a newer one."""
 
@@ -29,6 +34,10 @@ class VersionedForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         sent = cleaned.get("version")
+        if self.instance.pk and sent is None:
+            # Missing or not a number: never saved blind over whatever is there now.
+            self.errors.pop("version", None)
+            raise forms.ValidationError(OUT_OF_DATE, code="incomplete")
         if self.instance.pk and sent is not None:
             current = (
                 type(self.instance)

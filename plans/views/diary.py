@@ -24,7 +24,9 @@ from clinic.views_helpers import date_param, safe_next
 from patients.models import Patient
 from plans import diary, services
 from plans.models import Session, SessionTreatment
+from plans.views import _once
 from plans.views._common import _int
+from plans.views.sessions import OUT_OF_DATE, posted_version
 
 STEP = 15  # minutes per row of the grid
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -442,17 +444,20 @@ def appointment_new(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            session = services.appointment_book(
-                patient=data["patient"],
-                kind=data["kind"],
-                start=data["start"],
-                minutes=data["minutes"],
-                clinician=data["clinician"],
-                location=data["location"],
-                room=data["room"],
-                notes=data["notes"],
-                booking_override=data.get("booking_override", ""),
-                user=request.user,
+            session, fresh = _once.book_once(
+                request,
+                lambda: services.appointment_book(
+                    patient=data["patient"],
+                    kind=data["kind"],
+                    start=data["start"],
+                    minutes=data["minutes"],
+                    clinician=data["clinician"],
+                    location=data["location"],
+                    room=data["room"],
+                    notes=data["notes"],
+                    booking_override=data.get("booking_override", ""),
+                    user=request.user,
+                ),
             )
         except services.BookingRefused as error:
             refused = error
@@ -460,6 +465,9 @@ def appointment_new(request):
         except ValidationError as error:
             form.add_error(None, error)
         else:
+            if not fresh:
+                _once.say_already_booked(request, session)
+                return redirect(_day_url(session))
             local = timezone.localtime(session.scheduled_at)
             messages.success(
                 request,
@@ -487,7 +495,12 @@ def appointment_new(request):
     return render(
         request,
         "plans/appointment_form.html",
-        {"form": form, "alternatives": alternatives, "refused": refused},
+        {
+            "form": form,
+            "alternatives": alternatives,
+            "refused": refused,
+            "booking_token": _once.token_for(request),
+        },
     )
 
 
@@ -508,12 +521,15 @@ def session_status(request, pk):
     """Arrived, in treatment, did not attend."""
     session = get_object_or_404(Session.objects.select_related("patient"), pk=pk)
     status = request.POST.get("status", "")
+    if posted_version(request) is None:
+        messages.error(request, OUT_OF_DATE)
+        return redirect(safe_next(request, _day_url(session)))
     try:
         services.session_set_status(
             session=session,
             status=status,
             user=request.user,
-            expected_version=_int(request.POST.get("version")),
+            expected_version=posted_version(request),
         )
     except services.StaleEdit as error:
         messages.error(request, str(error))

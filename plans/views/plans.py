@@ -15,6 +15,7 @@ from patients.views import get_patient
 from plans import services
 from plans.forms import BookForm, CourseFormSet, PlanForm
 from plans.models import Plan, Session, Treatment
+from plans.views import _once
 from plans.views._common import (
     _blocked,
     _overrides_from,
@@ -234,11 +235,14 @@ def session_book(request, pk):
     blocked = []
     if request.method == "POST" and form.is_valid():
         try:
-            session = services.session_book(
-                course=form.cleaned_data["course"],
-                scheduled_at=form.start(),
-                user=request.user,
-                overrides=_overrides_from(request.POST),
+            session, fresh = _once.book_once(
+                request,
+                lambda: services.session_book(
+                    course=form.cleaned_data["course"],
+                    scheduled_at=form.start(),
+                    user=request.user,
+                    overrides=_overrides_from(request.POST),
+                ),
             )
         except services.SafetyBlocked as exc:
             _blocked(request)
@@ -250,6 +254,9 @@ def session_book(request, pk):
         except ValidationError as exc:
             form.add_error(None, " ".join(exc.messages))
         else:
+            if not fresh:
+                _once.say_already_booked(request, session)
+                return redirect("plan_detail", pk=plan.pk)
             finding_messages(request, session.findings)
             messages.success(request, f"Booked: {session}.")
             return redirect("plan_detail", pk=plan.pk)
@@ -262,5 +269,6 @@ def session_book(request, pk):
             "form": form,
             "blocked": blocked,
             "can_override": request.user.has_perm(services.OVERRIDE_PERMISSION),
+            "booking_token": _once.token_for(request),
         },
     )

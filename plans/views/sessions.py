@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from clinic.validators import validate_clinic_date
 from clinic.views_helpers import safe_next
+from patients.forms import OUT_OF_DATE
 from plans import scales, services
 from plans.forms import (
     DATE,
@@ -32,6 +33,12 @@ from plans.views._common import (
     refusal_text,
     visit_sites,
 )
+
+
+def posted_version(request):
+    """The record version the form was opened with; None when missing or not a number
+    (the request is then refused with OUT_OF_DATE, never applied without the check)."""
+    return _int(request.POST.get("version"))
 
 
 def get_session(pk):
@@ -226,6 +233,9 @@ def session_log(request, pk):
         forms_ok &= all(f.is_valid() for b in site_blocks for f in b["instruments"])
         forms_ok &= events.is_valid()
         forms_ok &= not input_problems(request, texts={"Notes": notes}, formsets=[events])
+        if forms_ok and posted_version(request) is None:
+            messages.error(request, OUT_OF_DATE)
+            forms_ok = False
         if forms_ok:
             try:
                 services.session_complete(
@@ -237,7 +247,7 @@ def session_log(request, pk):
                     photos=_photos_from(site_blocks),
                     notes=notes,
                     overrides=_overrides_from(request.POST),
-                    expected_version=_int(request.POST.get("version")),
+                    expected_version=posted_version(request),
                     performed_today=performed_today,
                 )
             except services.SafetyBlocked as exc:
@@ -339,9 +349,12 @@ def _replace_rest_of_course(request, session):
 @permission_required("plans.change_session", raise_exception=True)
 def session_cancel(request, pk):
     session = get_session(pk)
+    if posted_version(request) is None:
+        messages.error(request, OUT_OF_DATE)
+        return redirect(_next_or(request, back_to(session)))
     try:
         services.session_cancel(
-            session=session, user=request.user, expected_version=_int(request.POST.get("version"))
+            session=session, user=request.user, expected_version=posted_version(request)
         )
     except services.StaleEdit as exc:
         messages.error(request, str(exc))
