@@ -22,6 +22,24 @@ def env_str(name, default=None, *, required=False):
     return value
 
 
+def env_secret_key(name, *, min_length=50, min_distinct=5):
+    """A production secret key: long and varied enough to sign sessions and password resets
+    (Django's own deploy check asks the same). The value itself is never put in the message."""
+    value = env_str(name, required=True)
+    if len(value) < min_length:
+        problem = f"is {len(value)} characters long: use at least {min_length}"
+    elif len(set(value)) < min_distinct:
+        problem = f"has {len(set(value))} distinct characters: use at least {min_distinct}"
+    elif value.startswith("django-insecure-"):
+        problem = "is a generated development key (django-insecure-...)"
+    else:
+        return value
+    raise ImproperlyConfigured(
+        f"{name} {problem}; make one with "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+    )
+
+
 def env_bool(name, default=False):
     """A boolean written as 1/0, true/false, yes/no or on/off."""
     value = os.environ.get(name)

@@ -13,6 +13,7 @@ from clinic.env import (
     env_database,
     env_int,
     env_list,
+    env_secret_key,
     env_str,
     env_timezone,
 )
@@ -25,7 +26,8 @@ if DEBUG:
     # Local use only; a production server must set its own key (see the check below).
     SECRET_KEY = env_str("SECRET_KEY", "django-insecure-local-development-key-not-for-production")
 else:
-    SECRET_KEY = env_str("SECRET_KEY", required=True)
+    # Too short or too plain a key stops start-up, naming SECRET_KEY (issue 11.11).
+    SECRET_KEY = env_secret_key("SECRET_KEY")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -152,7 +154,9 @@ if HTTPS:
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
+    # Preloading puts the domain in the browsers' built-in HTTPS-only list, for months and
+    # for every subdomain: the clinic's own decision (issue 11.11), so it is opt-in.
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
@@ -173,3 +177,46 @@ LOGGING = {
 
 # The admin shows each record's change history read-only; corrections are new changes.
 SIMPLE_HISTORY_REVERT_DISABLED = True
+
+# --- security headers and deploy checks (issue 11.8, 11.11) ---
+# Content-Security-Policy (django-csp): scripts and styles only from our own static files, so
+# text that slipped past escaping cannot run. No page has inline handlers or style attributes
+# (tests/test_headers.py greps for them); the progress report's print styles, which name the
+# patient, are the one <style> element and carry the response's nonce. Photos in reports and
+# Bootstrap's form icons are data: URLs. Uploaded files keep their own `sandbox` policy
+# (clinic/uploads.py): the middleware leaves a header a view has set.
+from csp.constants import NONCE, NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+_security = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1
+MIDDLEWARE[_security:_security] = [
+    "csp.middleware.CSPMiddleware",
+    # Camera, microphone, geolocation, payment, USB ... off (clinic/middleware.py).
+    "clinic.middleware.PermissionsPolicyMiddleware",
+]
+# Cache-Control: no-store on everything a logged-in person is sent; after authentication so
+# request.user is known, after WhiteNoise so static files keep their long cache.
+_auth = MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1
+MIDDLEWARE.insert(_auth, "clinic.middleware.NoStoreForStaffMiddleware")
+del _security, _auth
+# `check --deploy` must print no issues (README). HTTPS=0 is a decision, not an oversight:
+# the server is reached over a private network, or TLS ends on another machine that does the
+# redirect and HSTS itself; so exactly the warnings about HTTPS redirect, HSTS and secure-only
+# cookies are silenced then. HSTS preload is opt-in (SECURE_HSTS_PRELOAD), so its reminder
+# is silenced while it is off.
+if not HTTPS:
+    SILENCED_SYSTEM_CHECKS = ["security.W004", "security.W008", "security.W012", "security.W016"]
+elif not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# --- end security headers and deploy checks ---

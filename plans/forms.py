@@ -388,7 +388,8 @@ class ParameterField(forms.Field):
             if definition.min_value is not None and definition.max_value is not None:
                 low = format(definition.min_value.normalize(), "f")
                 high = format(definition.max_value.normalize(), "f")
-                kwargs.setdefault("help_text", f"{low}-{high} {definition.unit}".strip())
+                # crispy renders help texts as HTML; the unit is catalogue text a manager types.
+                kwargs.setdefault("help_text", escape(f"{low}-{high} {definition.unit}".strip()))
         elif definition.kind == "choice":
             choices = [("", "—")] + [(c, c) for c in definition.choice_list]
             widget = forms.Select(choices=choices)

@@ -102,3 +102,91 @@ def test_database_url_defaults_to_sqlite_and_reads_postgres(monkeypatch):
     config = env.env_database("CICATRIX_DB", "sqlite://")
     assert config["ENGINE"].endswith("postgresql")
     assert (config["HOST"], config["PORT"], config["NAME"]) == ("127.0.0.1", 5433, "cicatrix")
+
+
+# --- deploy defaults (issue 11.11) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "abc",
+        "x" * 49,
+        "abcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcdabcd",  # 4 distinct characters
+        "django-insecure-" + "k9!v2#Qx7@pL4$wZ8^rT1&mN6*bY3(hJ5)cF0_dS-eG",
+    ],
+    ids=["3 characters", "49 characters", "4 distinct characters", "django-insecure- prefix"],
+)
+def test_debug_off_with_a_weak_secret_key_refuses_to_start_naming_it(key):
+    result = _manage("check", **{**PRODUCTION_ENV, "SECRET_KEY": key})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Configuration error: SECRET_KEY")
+    assert key not in lines[0]  # a secret is never echoed to a log
+
+
+def test_a_short_secret_key_is_fine_on_a_developers_machine():
+    result = _manage("check", DEBUG="1", SECRET_KEY="abc")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("k9!v2#Qx7@pL4$wZ8^rT1&mN6*bY3(hJ5)cF0_dS-eG+uA=iO[", True),  # 50 characters
+        ("k9!v2#Qx7@pL4$wZ8^rT1&mN6*bY3(hJ5)cF0_dS-eG+uA=iO", False),  # 49
+        ("ab" * 40, False),
+        ("abcde" * 10, True),
+    ],
+)
+def test_the_secret_key_helper_wants_50_characters_and_5_distinct(monkeypatch, value, ok):
+    monkeypatch.setenv("CICATRIX_KEY", value)
+    if ok:
+        assert env.env_secret_key("CICATRIX_KEY") == value
+    else:
+        with pytest.raises(ImproperlyConfigured, match="CICATRIX_KEY"):
+            env.env_secret_key("CICATRIX_KEY")
+
+
+def _settings_value(name, **extra_env):
+    result = _manage(
+        "shell", "-c", f"from django.conf import settings; print(settings.{name})", **extra_env
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_hsts_preload_is_opt_in():
+    assert _settings_value("SECURE_HSTS_SECONDS", **PRODUCTION_ENV) == "31536000"
+    assert _settings_value("SECURE_HSTS_PRELOAD", **PRODUCTION_ENV) == "False"
+    preload = {**PRODUCTION_ENV, "SECURE_HSTS_PRELOAD": "1"}
+    assert _settings_value("SECURE_HSTS_PRELOAD", **preload) == "True"
+
+
+def test_production_settings_with_preload_pass_check_deploy_without_warnings():
+    result = _manage(
+        "check", "--deploy", "--fail-level", "WARNING", **PRODUCTION_ENV, SECURE_HSTS_PRELOAD="1"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues (0 silenced)" in result.stdout
+
+
+def test_https_off_passes_check_deploy_as_the_readme_says():
+    """HTTPS=0 (TLS ends on another machine, or a private network) means no redirect, no
+    secure-only cookies and no HSTS on purpose: exactly those warnings are silenced."""
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION_ENV, HTTPS="0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (4 silenced)" in result.stdout
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "System check identified no issues (4 silenced)" in readme
+    for check in ("security.W004", "W008", "W012", "W016"):
+        assert check in readme
+
+
+def test_https_off_silences_nothing_else():
+    """A real problem (DEBUG on, a short HSTS) still shows with HTTPS=0."""
+    result = _manage("check", "--deploy", **{**PRODUCTION_ENV, "HTTPS": "0", "DEBUG": "1"})
+    output = result.stdout + result.stderr
+    assert "security.W018" in output  # DEBUG on in deployment
+    assert "security.W008" not in output
