@@ -2,7 +2,6 @@
 
 from django.utils.cache import add_never_cache_headers
 
-
 # --- security headers (issue 11.8) ------------------------------------------------------------
 
 # Browser features no page of Cicatrix uses: switched off for this site and anything it embeds,
