@@ -5,7 +5,7 @@ from datetime import date
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.http import HttpResponseRedirect
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
@@ -264,9 +264,19 @@ class ArchivableAdmin(ClinicalAdmin):
 
     @admin.action(description="Archive selected", permissions=["change"])
     def archive_selected(self, request, queryset):
-        count = queryset.filter(archived_at__isnull=True).update(
-            archived_at=timezone.now(), updated_at=timezone.now()
-        )
+        # One save per record through the model's archive(), not a bulk update: each record
+        # gets its history row with who archived it (and, for scar sites, their scar types,
+        # which simple-history's bulk helpers do not copy). Archiving is a rare, deliberate act.
+        count = 0
+        with transaction.atomic():
+            current = self.model._default_manager.select_for_update().filter(
+                pk__in=queryset.values("pk"), archived_at__isnull=True
+            )
+            for record in current.order_by("pk"):
+                record._history_user = request.user
+                record._change_reason = "Archived in the admin"
+                record.archive()
+                count += 1
         self.message_user(request, f"Archived {count} record(s).", messages.SUCCESS)
 
     @admin.display(boolean=True, description="archived", ordering="archived_at")

@@ -58,6 +58,7 @@ _MANAGER = (
     | {"patients.archive_patient", "plans.view_outcomes", "plans.book_outside_hours"}
     | {"plans.amend_any_session"}
     | _perms("patients", "recordnumberformat", ("view", "change"))
+    | {"patients.view_recordaccess"}  # the access log: read-only for everyone (issue 11.9)
     | {"clinic.view_calendarfeed"}  # who has a feed on; the secret link is never shown
     | _perms("clinic", "user", _VIEW_ADD_CHANGE)
     | _perms("auth", "group", _VIEW)

@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin
 from django.db.models import Count
+from django.urls import reverse
+from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from clinic.admin_tools import (
@@ -10,12 +12,14 @@ from clinic.admin_tools import (
     GuardedChangelistMixin,
     NoDeleteInline,
 )
+from patients.audit import record_access
 from patients.forms import next_record_number
 from patients.models import (
     AcneActivity,
     Consent,
     MedicalFlag,
     Patient,
+    RecordAccess,
     RecordNumberFormat,
     ScarSite,
     ScarType,
@@ -64,13 +68,13 @@ class PatientAdmin(ArchivableAdmin):
     search_fields = ("last_name", "first_name", "record_number", "email", "phone")
     search_help_text = "Name, record number, date of birth (YYYY-MM-DD or DD/MM/YYYY), e-mail."
     ordering = ("last_name", "first_name")
-    readonly_fields = ("archived_at",)
+    readonly_fields = ("archived_at", "access_log")
     inlines = [MedicalFlagInline, AcneActivityInline, ConsentInline, ScarSiteInline]
     fieldsets = (
         (None, {"fields": ("record_number", ("first_name", "last_name"), "date_of_birth", "sex")}),
         ("Contact", {"fields": ("phone", "email", "address")}),
         ("Skin and medical", {"fields": ("fitzpatrick_type", "other_allergies", "medications")}),
-        ("Record", {"fields": ("archived_at", "created_at", "updated_at")}),
+        ("Record", {"fields": ("archived_at", "created_at", "updated_at", "access_log")}),
     )
     csv_fields = (
         "record_number",
@@ -98,6 +102,20 @@ class PatientAdmin(ArchivableAdmin):
     @admin.display(description="scar sites", ordering="_sites")
     def scar_site_count(self, patient):
         return patient._sites
+
+    # --- access log (issue 11.9) ---
+    @admin.display(description="access log")
+    def access_log(self, patient):
+        if patient.pk is None:
+            return "-"
+        url = reverse("admin:patients_recordaccess_changelist") + f"?patient={patient.pk}"
+        return format_html('<a href="{}">Who opened this record, and when</a>', url)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # Opening a patient here shows the whole record: it goes in the access log too.
+        if change and obj is not None and request.method == "GET":
+            record_access(request, obj, RecordAccess.What.ADMIN)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 @admin.register(ScarSite)
@@ -219,6 +237,60 @@ class RecordNumberFormatAdmin(GuardedChangelistMixin, SimpleHistoryAdmin):
         if RecordNumberFormat.objects.exists():
             return False
         return super().has_add_permission(request) or self.has_change_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- access log (issue 11.9) -----------------------------------------------------------------
+
+
+class AccessPatientFilter(admin.SimpleListFilter):
+    """One patient's rows (?patient=<id>, as linked from the patient's page), without listing
+    every patient in the sidebar."""
+
+    title = "patient"
+    parameter_name = "patient"
+
+    def _pk(self):
+        value = self.value() or ""
+        return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
+
+    def lookups(self, request, model_admin):
+        if self.value() is None:
+            return []
+        patient = Patient.objects.filter(pk=self._pk()).first() if self._pk() else None
+        return [(self.value(), str(patient) if patient else "unknown patient")]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        return queryset.filter(patient_id=self._pk()) if self._pk() else queryset.none()
+
+
+@admin.register(RecordAccess)
+class RecordAccessAdmin(GuardedChangelistMixin, admin.ModelAdmin):
+    """The access log, read-only for everyone, superusers included: rows come only from the
+    views that show a record (patients.audit.record_access)."""
+
+    list_display = ("at", "user", "patient", "what", "object_id", "ip", "path")
+    list_filter = (AccessPatientFilter, "what", "user")
+    list_select_related = ("user", "patient")
+    search_fields = (
+        "patient__record_number",
+        "patient__last_name",
+        "patient__first_name",
+        "user__username",
+    )
+    search_help_text = "Record number, patient's name or staff username."
+    ordering = ("-at", "-id")
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
     def has_delete_permission(self, request, obj=None):
         return False

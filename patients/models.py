@@ -403,3 +403,78 @@ class ScarSite(Archivable, TimeStamped):
 
     def __str__(self):
         return self.get_body_site_display()
+
+
+# --- access log (issue 11.9) -----------------------------------------------------------------
+
+
+class RecordAccessQuerySet(models.QuerySet):
+    """Rows are added, never changed or removed: bulk updates and deletes are refused too."""
+
+    def update(self, **kwargs):
+        raise RecordAccess.AppendOnly("The access log cannot be changed.")
+
+    update.alters_data = True
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise RecordAccess.AppendOnly("The access log cannot be changed.")
+
+    bulk_update.alters_data = True
+
+    def delete(self):
+        raise RecordAccess.AppendOnly("The access log cannot be deleted.")
+
+    delete.alters_data = True
+    delete.queryset_only = True
+
+
+class RecordAccess(models.Model):
+    """Who opened which patient's record, report or file, when and from where. Append-only:
+    the app offers no way to change or remove a row (see the admin and the QuerySet)."""
+
+    class AppendOnly(Exception):
+        """Raised on any attempt to change or delete a row of the access log."""
+
+    class What(models.TextChoices):
+        RECORD = "record", "Patient overview"
+        ADMIN = "admin", "Patient record in the admin"
+        REPORT = "report", "Progress report (screen or print)"
+        REPORT_PDF = "report_pdf", "Progress report PDF"
+        CSV = "csv", "Plan sessions CSV"
+        PHOTO = "photo", "Clinical photo"
+        CONSENT = "consent", "Consent scan"
+
+    # PROTECT: a log row outlives nothing it names, so neither can be deleted from under it.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="accesses")
+    what = models.CharField(max_length=12, choices=What)
+    object_id = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="The plan, photo or consent opened, if any."
+    )
+    path = models.CharField(max_length=500)
+    ip = models.GenericIPAddressField("IP address", null=True, blank=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = RecordAccessQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "record access"
+        verbose_name_plural = "access log"
+        # No add/change/delete for anyone: the admin is read-only, rows come from the views.
+        default_permissions = ("view",)
+        indexes = [
+            models.Index(fields=["patient", "at"], name="access_patient_at_idx"),
+            models.Index(fields=["user", "at"], name="access_user_at_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} opened {self.get_what_display()} at {self.at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None or kwargs.get("force_update") or kwargs.get("update_fields"):
+            raise self.AppendOnly("The access log cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise self.AppendOnly("The access log cannot be deleted.")

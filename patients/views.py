@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from clinic.uploads import private_file_response
 from clinic.views_helpers import paginate, safe_next
+from patients.audit import record_access
 from patients.forms import (
     AcneForm,
     ConsentForm,
@@ -22,7 +23,7 @@ from patients.forms import (
     PatientSearchForm,
     ScarSiteForm,
 )
-from patients.models import AcneActivity, Consent, MedicalFlag, Patient, ScarSite
+from patients.models import AcneActivity, Consent, MedicalFlag, Patient, RecordAccess, ScarSite
 
 
 def get_patient(pk):
@@ -254,6 +255,7 @@ def consent_file(request, pk, consent_pk):
     consent = get_object_or_404(Consent, pk=consent_pk, patient=patient)
     if not consent.scanned_file:
         raise Http404("No scanned file.")
+    record_access(request, patient, RecordAccess.What.CONSENT, consent)
     return private_file_response(
         consent.scanned_file, download_name=f"consent-{patient.record_number}-{consent.pk}"
     )

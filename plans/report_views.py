@@ -13,8 +13,9 @@ from django.views.decorators.cache import cache_control
 
 from clinic.csv_export import csv_response
 from clinic.validators import validate_clinic_date
+from patients.audit import record_access
 from patients.forms import DATE
-from patients.models import ScarType
+from patients.models import RecordAccess, ScarType
 from patients.views import get_patient
 from plans import charts, reports, scales
 from plans.models import Assessment, Plan, Session, Treatment
@@ -69,6 +70,7 @@ def get_patient_plan(pk, plan_pk):
 @permission_required("plans.view_report", raise_exception=True)
 def patient_report(request, pk):
     patient = get_patient(pk)
+    record_access(request, patient, RecordAccess.What.REPORT)
     return render(request, "reports/report.html", _report_context(request, patient))
 
 
@@ -76,6 +78,7 @@ def patient_report(request, pk):
 @permission_required("plans.view_report", raise_exception=True)
 def patient_report_pdf(request, pk):
     patient = get_patient(pk)
+    record_access(request, patient, RecordAccess.What.REPORT_PDF)
     context = _report_context(request, patient, pdf=True)
     return _pdf_response(request, context, _filename(patient, None, context["copy"]))
 
@@ -84,6 +87,7 @@ def patient_report_pdf(request, pk):
 @permission_required("plans.view_report", raise_exception=True)
 def plan_report(request, pk, plan_pk):
     patient, plan = get_patient_plan(pk, plan_pk)
+    record_access(request, patient, RecordAccess.What.REPORT, plan)
     return render(request, "reports/report.html", _report_context(request, patient, plan))
 
 
@@ -91,6 +95,7 @@ def plan_report(request, pk, plan_pk):
 @permission_required("plans.view_report", raise_exception=True)
 def plan_report_pdf(request, pk, plan_pk):
     patient, plan = get_patient_plan(pk, plan_pk)
+    record_access(request, patient, RecordAccess.What.REPORT_PDF, plan)
     context = _report_context(request, patient, plan, pdf=True)
     return _pdf_response(request, context, _filename(patient, plan, context["copy"]))
 
@@ -100,6 +105,7 @@ def plan_report_pdf(request, pk, plan_pk):
 def plan_sessions_csv(request, pk, plan_pk):
     """Each treatment done in each session with its parameters and the session's scores."""
     patient, plan = get_patient_plan(pk, plan_pk)
+    record_access(request, patient, RecordAccess.What.CSV, plan)
     sessions = list(
         Session.objects.filter(plan=plan)
         .select_related("clinician")

@@ -6,7 +6,8 @@ from django.db.models import Count, Min, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 
-from patients.models import ScarSite
+from patients.audit import record_access
+from patients.models import RecordAccess, ScarSite
 from patients.views import get_patient
 from plans import scales, services
 from plans.forms import BaselineChoiceForm, InstrumentForm
@@ -63,6 +64,7 @@ def patient_detail(request, pk):
             adverse_events=patient.adverse_events.unresolved().select_related("scar_site"),
             instruments=scales.INSTRUMENTS.values(),
         )
+    record_access(request, patient, RecordAccess.What.RECORD)
     return render(request, "plans/patient_detail.html", context)
 
 

@@ -5,7 +5,8 @@ from django.http import HttpResponseForbidden
 from django.shortcuts import get_object_or_404
 
 from clinic.uploads import private_file_response
-from patients.models import Consent
+from patients.audit import record_access
+from patients.models import Consent, RecordAccess
 from plans.models import SessionPhoto
 
 
@@ -18,4 +19,5 @@ def photo(request, pk):
     )
     if not any(c.in_force_on(item.taken_on) for c in consents):
         return HttpResponseForbidden("No clinical photography consent on file for this photo.")
+    record_access(request, item.session.patient_id, RecordAccess.What.PHOTO, item)
     return private_file_response(item.image, download_name=f"photo-{item.pk}", inline_images=True)
