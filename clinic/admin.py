@@ -184,3 +184,102 @@ class CalendarFeedAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# --- accounts and logins (issue 11.7): lockouts and authenticators ---------------------------
+# Imported first so that their own registrations exist to be replaced here.
+import axes.admin as axes_admin  # noqa: E402
+import django_otp.plugins.otp_totp.admin as totp_admin  # noqa: E402
+from axes.models import AccessAttempt, AccessLog  # noqa: E402
+from django.contrib import messages  # noqa: E402
+from django_otp.plugins.otp_totp.models import TOTPDevice  # noqa: E402
+
+admin.site.unregister(AccessAttempt)
+admin.site.unregister(AccessLog)
+admin.site.unregister(TOTPDevice)
+
+
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(axes_admin.AccessAttemptAdmin):
+    """Failed logins per username and address; "Unlock" lifts a lockout at once."""
+
+    actions = ["unlock", *axes_admin.AccessAttemptAdmin.actions]
+    date_hierarchy = None  # the filters are enough; no year drill-down to feed odd dates
+
+    @admin.action(description="Unlock: let these logins try again now", permissions=["change"])
+    def unlock(self, request, queryset):
+        # Removing the failed-attempt records is the unlock (axes counts nothing else).
+        names = sorted(set(queryset.values_list("username", flat=True)))
+        count, _ = queryset.delete()
+        self.message_user(
+            request,
+            f"Unlocked {count} login{'' if count == 1 else 's'}: {', '.join(names)}. "
+            "They can log in again now.",
+            messages.SUCCESS,
+        )
+
+
+@admin.register(AccessLog)
+class AccessLogAdmin(axes_admin.AccessLogAdmin):
+    date_hierarchy = None  # one row per login: the table grows without bound
+    show_full_result_count = False
+
+
+def _may_reset_authenticator(request, device):
+    # As with accounts: a manager looks after front desk, clinicians and their own device.
+    if request.user.is_superuser or device.user_id == request.user.pk:
+        return True
+    return not _outranks_manager(device.user)
+
+
+@admin.register(TOTPDevice)
+class TOTPDeviceAdmin(totp_admin.TOTPDeviceAdmin):
+    """Who has an authenticator app; a manager resets one, a superuser alone adds one.
+
+    Adding a device with a known key for someone else would let the adder make their codes,
+    so it is for a superuser only; the key itself is never shown (OTP_ADMIN_HIDE_SENSITIVE_DATA).
+    """
+
+    actions = ["reset_authenticator"]
+    list_display = ["user", "login", "name", "created_at", "last_used_at", "confirmed"]
+    list_select_related = ("user",)
+
+    @admin.display(description="Login", ordering="user__username")
+    def login(self, device):
+        return device.user.get_username()
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def get_readonly_fields(self, request, obj=None):
+        if request.user.is_superuser:
+            return super().get_readonly_fields(request, obj)
+        return [
+            field
+            for fieldset in self.get_fieldsets(request, obj)
+            for field in fieldset[1]["fields"]
+        ]
+
+    @admin.action(
+        description="Reset authenticator: the person sets up a new one at their next login",
+        permissions=["change"],
+    )
+    def reset_authenticator(self, request, queryset):
+        for device in queryset.select_related("user"):
+            name = device.user.get_username()
+            if not _may_reset_authenticator(request, device):
+                self.message_user(
+                    request,
+                    f"Only a superuser resets {name}'s authenticator.",
+                    messages.ERROR,
+                )
+                continue
+            device.delete()
+            self.message_user(
+                request,
+                f"Authenticator reset: {name} sets up a new one at their next login.",
+                messages.SUCCESS,
+            )
+
+
+# --- end accounts and logins --------------------------------------------------------------------

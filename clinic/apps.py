@@ -23,3 +23,8 @@ class ClinicConfig(AppConfig):
         # issue's new permission in roles.ROLE_PERMISSIONS reaches the groups by itself.
         post_migrate.connect(roles.sync_after_migrate, sender=self)
         m2m_changed.connect(roles.staff_follows_manager_group, sender=User.groups.through)
+        from django.contrib.auth.signals import user_logged_in
+
+        from clinic.middleware import start_the_idle_clock
+
+        user_logged_in.connect(start_the_idle_clock)

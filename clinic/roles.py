@@ -67,6 +67,12 @@ _MANAGER = (
     | _perms("plans", "safetyrulesetting", _VIEW_ADD_CHANGE)
     | _perms("plans", "visittype", _VIEW_ADD_CHANGE)
     | {f"clinic.{a}_{model}" for model in _DIARY_SETUP + _DIARY_STAFF for a in _VIEW_ADD_CHANGE}
+    # Accounts and logins (issue 11.7): "change" grants only the admin's Unlock and Reset
+    # authenticator actions; every field of these records is read-only to a manager.
+    | _perms("axes", "accessattempt", ("view", "change"))
+    | _perms("axes", "accesslog", _VIEW)
+    | _perms("axes", "accessfailurelog", _VIEW)
+    | _perms("otp_totp", "totpdevice", ("view", "change"))
 )
 
 # Nobody but a superuser deletes anything: clinical records are archived instead.

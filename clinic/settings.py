@@ -94,13 +94,52 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "clinic.User"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- accounts and logins (issue 11.7): throttling, second factor, idle timeout ---
+# See README "Accounts and logins".
+from datetime import timedelta  # noqa: E402
+
+INSTALLED_APPS += ["axes", "django_otp", "django_otp.plugins.otp_totp"]
+MIDDLEWARE += [
+    # request.user.is_verified(): the session was confirmed with an authenticator code.
+    "django_otp.middleware.OTPMiddleware",
+    "clinic.middleware.IdleTimeoutMiddleware",
+    "clinic.middleware.SecondFactorMiddleware",
+    # Axes turns a refused login into the lockout page; its docs want it last.
+    "axes.middleware.AxesMiddleware",
+]
+# Axes checks every login (the staff page and /admin/login/) before the password does.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# A username is locked from one address after LOGIN_FAILURE_LIMIT wrong passwords in a row,
+# for LOGIN_LOCKOUT_MINUTES (each further try restarts the wait); a manager can unlock it.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "clinic.auth_views.lockout"
+AXES_CLIENT_IP_CALLABLE = "clinic.auth_views.client_ip"
+# TOTP authenticator apps (Google Authenticator, Microsoft Authenticator, FreeOTP ...).
+OTP_TOTP_ISSUER = "Cicatrix"
+# The admin never shows a device's secret key or QR code, not even to a superuser.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# A login lasts until the browser closes, SESSION_COOKIE_AGE at most, and ends after
+# IDLE_TIMEOUT_MINUTES without a page being opened (a warning shows 2 minutes before).
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+IDLE_TIMEOUT_MINUTES = env_int("IDLE_TIMEOUT_MINUTES", 15, minimum=1)
+# --- end accounts and logins ---
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env_timezone("TIME_ZONE", "Europe/London")

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from clinic import auth_views as login_views
 from clinic import views as clinic_views
 from clinic.admin_tools import harden_site
 from plans import views as plan_views
@@ -40,6 +41,11 @@ urlpatterns = [
         name="calendar_feed_change",
     ),
     path("feeds/<str:token>.ics", calendar_feed, name="calendar_feed"),
+    # --- accounts and logins (issue 11.7): the authenticator code and the idle clock ---
+    path("account/code/", login_views.otp_verify, name="otp_verify"),
+    path("account/authenticator/", login_views.otp_setup, name="otp_setup"),
+    path("account/session/", login_views.session_status, name="session_status"),
+    # --- end accounts and logins ---
     path("admin/", admin.site.urls),
     path("patients/", include("patients.urls")),
     path("", include("plans.urls")),

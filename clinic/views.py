@@ -6,7 +6,9 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from clinic.auth_views import needs_second_factor
 from clinic.models import CalendarFeed
 from clinic.roles import CLINICIAN
 
@@ -25,6 +27,9 @@ def account(request):
             "can_have_feed": user.has_role(CLINICIAN),
             "feed": feed,
             "feed_url": feed_url,
+            # issue 11.7: the person's authenticator app, if set up
+            "authenticator": TOTPDevice.objects.filter(user=user, confirmed=True).first(),
+            "needs_authenticator": needs_second_factor(user),
         },
     )
 

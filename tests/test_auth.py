@@ -1,5 +1,7 @@
 import pytest
 from django.urls import reverse
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tests.conftest import PASSWORD
 
@@ -13,9 +15,14 @@ def test_login_page_is_open_to_anonymous_visitors(client):
 
 
 def test_logging_in_leads_to_the_home_page(client, clinician):
+    phone = TOTPDevice.objects.create(user=clinician, name="Phone", confirmed=True)
     response = client.post(
         reverse("login"), {"username": "clin_user", "password": PASSWORD}, follow=True
     )
+    # A clinician confirms the login with their authenticator code first (issue 11.7).
+    code_page = response.redirect_chain[-1][0]
+    assert code_page == f"{reverse('otp_verify')}?next=/"
+    response = client.post(code_page, {"code": f"{totp(phone.bin_key):06d}"}, follow=True)
     assert response.redirect_chain[-1][0] == reverse("home")
     assert "<h1" in response.content.decode() and "Today" in response.content.decode()
 
