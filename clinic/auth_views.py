@@ -42,18 +42,6 @@ def needs_second_factor(user):
     return user.is_superuser or user.is_staff or user.has_perm(CLINICAL_ACCESS)
 
 
-def client_ip(request):
-    """The address a lockout is tied to: the peer, or the one TRUSTED_PROXY_COUNT proxies saw."""
-    proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    if proxies and len(hops) >= proxies:
-        # Each trusted proxy appends the address it was reached from; anything further left
-        # was written by the client and may be forged.
-        return hops[-proxies]
-    return request.META.get("REMOTE_ADDR")
-
-
 def lockout(request, original_response=None, credentials=None):
     """Axes' answer to a locked username: the site's page saying when to try again."""
     from axes.helpers import get_cool_off

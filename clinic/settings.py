@@ -130,7 +130,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minim
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "clinic.auth_views.lockout"
-AXES_CLIENT_IP_CALLABLE = "clinic.auth_views.client_ip"
+AXES_CLIENT_IP_CALLABLE = "clinic.net.client_ip"
 # TOTP authenticator apps (Google Authenticator, Microsoft Authenticator, FreeOTP ...).
 OTP_TOTP_ISSUER = "Cicatrix"
 # The admin never shows a device's secret key or QR code, not even to a superuser.
