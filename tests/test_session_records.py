@@ -303,7 +303,8 @@ def test_the_log_page_says_which_session_was_skipped_and_offers_to_mark_it(
         assert reverse("session_cancel", args=[skipped.pk]) in page
 
         response = clinician_client.post(
-            reverse("session_missed", args=[skipped.pk]), {"next": url}
+            reverse("session_missed", args=[skipped.pk]),
+            {"next": url, "version": skipped.version},
         )
 
     assert response.url == url
@@ -379,3 +380,23 @@ def test_the_early_confirmation_also_says_when_an_earlier_session_is_open(
 
     assert "This session is booked for Monday 2 March 2026" in page
     assert "Earlier sessions of this course (Mon 5 Jan 2026, Mon 2 Feb 2026)" in page
+
+
+def test_did_not_attend_without_the_session_version_changes_nothing(clinician, clinician_client):
+    """Every write that has a version needs it: a replayed or scripted 'missed' is refused."""
+    plan = cryo_plan(clinician)
+    session = nth(plan, 1)
+    response = clinician_client.post(reverse("session_missed", args=[session.pk]), follow=True)
+    session.refresh_from_db()
+    assert session.status == Session.Status.SCHEDULED
+    assert "This form is out of date or incomplete" in response.content.decode()
+
+
+def test_did_not_attend_with_an_old_version_changes_nothing(clinician, clinician_client):
+    plan = cryo_plan(clinician)
+    session = nth(plan, 1)
+    stale = session.version
+    Session.objects.filter(pk=session.pk).update(version=stale + 1)  # someone else saved it
+    clinician_client.post(reverse("session_missed", args=[session.pk]), {"version": stale})
+    session.refresh_from_db()
+    assert session.status == Session.Status.SCHEDULED

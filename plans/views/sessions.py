@@ -106,8 +106,15 @@ def session_move(request, pk):
 @permission_required("plans.change_session", raise_exception=True)
 def session_missed(request, pk):
     session = get_session(pk)
+    if posted_version(request) is None:
+        messages.error(request, OUT_OF_DATE)
+        return redirect(_next_or(request, back_to(session)))
     try:
-        services.session_mark_missed(session=session, user=request.user)
+        services.session_mark_missed(
+            session=session, user=request.user, expected_version=posted_version(request)
+        )
+    except services.StaleEdit as exc:
+        messages.error(request, str(exc))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
