@@ -117,6 +117,24 @@ class PatientAdmin(ArchivableAdmin):
             record_access(request, obj, RecordAccess.What.ADMIN)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
+    def history_view(self, request, object_id, extra_context=None):
+        # Past versions show every value the record ever had: a read like the change page.
+        response = super().history_view(request, object_id, extra_context)
+        self._log_history_read(request, object_id, response)
+        return response
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        response = super().history_form_view(request, object_id, version_id, extra_context)
+        self._log_history_read(request, object_id, response)
+        return response
+
+    def _log_history_read(self, request, object_id, response):
+        if request.method != "GET" or response.status_code != 200:
+            return
+        patient = self.get_object(request, object_id)
+        if patient is not None:
+            record_access(request, patient, RecordAccess.What.ADMIN)
+
 
 @admin.register(ScarSite)
 class ScarSiteAdmin(ArchivableAdmin):

@@ -125,6 +125,30 @@ def test_a_manager_opening_a_patient_in_the_admin_is_recorded(manager_client, ma
     assert (row.user, row.patient, row.what) == (manager, world.patient, Access.ADMIN)
 
 
+def test_a_manager_reading_a_patients_history_in_the_admin_is_recorded(
+    manager_client, manager, world
+):
+    """The history pages show every past value of the record: a read like the change page."""
+    url = reverse("admin:patients_patient_history", args=[world.patient.pk])
+    assert manager_client.get(url).status_code == 200
+    row = only_access()
+    assert (row.user, row.patient, row.what) == (manager, world.patient, Access.ADMIN)
+
+    version = world.patient.history.earliest()
+    url = reverse(
+        "admin:patients_patient_simple_history", args=[world.patient.pk, version.history_id]
+    )
+    assert manager_client.get(url).status_code == 200
+    assert RecordAccess.objects.count() == 2
+    row = RecordAccess.objects.latest("id")
+    assert (row.user, row.patient, row.what, row.path) == (
+        manager,
+        world.patient,
+        Access.ADMIN,
+        url,
+    )
+
+
 def test_each_request_costs_one_insert_into_the_log(clinician_client, world):
     with CaptureQueriesContext(connection) as queries:
         clinician_client.get(reverse("patient_detail", args=[world.patient.pk]))
