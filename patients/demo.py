@@ -23,6 +23,7 @@ from django.utils import timezone
 from simple_history.exceptions import NotHistoricalModelError
 from simple_history.utils import bulk_create_with_history, get_history_manager_for_model
 
+from clinic import bulkload
 from patients.models import (
     AcneActivity,
     Consent,
@@ -528,7 +529,13 @@ def bulk_insert(model, objs, *, user, counts):
     """bulk_create, with one '+' history row per object (history_user `user`)."""
     if not objs:
         return objs
-    if has_history(model):
+    if bulkload.available():
+        bulkload.copy_insert(model, objs)
+        if has_history(model):
+            history = get_history_manager_for_model(model).model
+            bulkload.copy_history(model, history, [obj.pk for obj in objs], user=user)
+            counts[f"{model._meta.label} history"] += len(objs)
+    elif has_history(model):
         bulk_create_with_history(objs, model, batch_size=BATCH_SIZE, default_user=user)
         counts[f"{model._meta.label} history"] += len(objs)
     else:
@@ -547,6 +554,8 @@ def bulk_insert_with_m2m(model, objs, m2m, links, *, user, counts):
     """
     if not objs:
         return objs
+    if bulkload.available():
+        return _copy_with_m2m(model, objs, m2m, links, user=user, counts=counts)
     model._default_manager.bulk_create(objs, batch_size=BATCH_SIZE)
     if objs[0].pk is None:
         raise RuntimeError("seed_demo needs a database that returns ids from bulk inserts.")
@@ -571,6 +580,28 @@ def bulk_insert_with_m2m(model, objs, m2m, links, *, user, counts):
         ],
         batch_size=BATCH_SIZE,
     )
+    counts[model._meta.label] += len(objs)
+    counts[f"{model._meta.label} history"] += len(objs)
+    counts[f"{model._meta.label}.{m2m}"] += len(rows)
+    counts[f"{model._meta.label}.{m2m} history"] += len(rows)
+    return objs
+
+
+def _copy_with_m2m(model, objs, m2m, links, *, user, counts):
+    """bulk_insert_with_m2m on PostgreSQL: the same rows, written with COPY and copied into
+    the history tables by the database (clinic/bulkload.py)."""
+    bulkload.copy_insert(model, objs)
+    manager = get_history_manager_for_model(model)
+    pks = [obj.pk for obj in objs]
+    history_of = bulkload.copy_history(model, manager.model, pks, user=user, reason="")
+    field_ = model._meta.get_field(m2m)
+    through = field_.remote_field.through
+    source, target = f"{field_.m2m_field_name()}_id", f"{field_.m2m_reverse_field_name()}_id"
+    rows = bulkload.copy_insert(
+        through, [through(**{source: obj.pk, target: pk}) for obj, pk in links]
+    )
+    m2m_history = getattr(manager.model, m2m).model
+    bulkload.copy_m2m_history(m2m_history, through, source, pks, history_of)
     counts[model._meta.label] += len(objs)
     counts[f"{model._meta.label} history"] += len(objs)
     counts[f"{model._meta.label}.{m2m}"] += len(rows)

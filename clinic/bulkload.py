@@ -1,0 +1,167 @@
+"""Set-based loading for PostgreSQL: rows go in with COPY and their history with one
+INSERT ... SELECT per table, instead of an INSERT per batch of model instances.
+
+Used by `seed_demo` for a chain-sized demo (issue 12): at 20,000 patients Django's
+bulk_create and simple_history's bulk_history_create spent most of the load preparing each
+value of each row in Python. The writes here give the database the same rows:
+
+- ids are taken from the table's own sequence (one `nextval` per row, in object order, as
+  bulk_create would), so objects have their pk afterwards and later rows can point at them;
+- values are the model fields' own database values (`get_db_prep_save`), written with COPY;
+- history rows are copied from the rows just written, with history_type '+', the given
+  history user and one history_date, as bulk_create_with_history writes them.
+
+Other databases keep Django's bulk_create (see `patients.demo.bulk_insert`).
+"""
+
+from django.db import connection, models
+from django.utils import timezone
+
+__all__ = ["available", "copy_insert", "copy_history", "copy_m2m_history"]
+
+
+def available():
+    """True when this connection can load with COPY."""
+    return connection.vendor == "postgresql"
+
+
+def _allocate_ids(model, count):
+    opts = model._meta
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [connection.ops.quote_name(opts.db_table), opts.pk.column, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _converters(fields):
+    """For each field, a function from an object to the value COPY writes."""
+    now = timezone.now()
+    out = []
+    for field in fields:
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            # What pre_save(add=True) sets, once for the whole load (bulk_create sets it per
+            # row within the same second).
+            def value(obj, field=field, now=now):
+                setattr(obj, field.attname, now)
+                return now
+
+        elif isinstance(
+            field, (models.JSONField, models.FileField)
+        ) or field.get_internal_type() in ("DecimalField",):
+
+            def value(obj, field=field):
+                return field.get_db_prep_save(getattr(obj, field.attname), connection)
+
+        elif field.is_relation:
+            # A related object assigned before it had a pk (built in the same load): its pk
+            # now, as bulk_create's _prepare_related_fields_for_save takes it.
+            def value(obj, field=field):
+                pk = getattr(obj, field.attname)
+                if pk is None and field.is_cached(obj):
+                    related = field.get_cached_value(obj)
+                    if related is not None:
+                        pk = related.pk
+                        setattr(obj, field.attname, pk)
+                return pk
+
+        else:
+            # Plain values (str, int, bool, date, time, aware datetime, None): psycopg writes
+            # them as they are, which is what get_db_prep_save would return for these fields.
+            def value(obj, attname=field.attname):
+                return getattr(obj, attname)
+
+        out.append(value)
+    return out
+
+
+def copy_insert(model, objs):
+    """Write `objs` (unsaved instances of `model`) with COPY; each gets its pk."""
+    if not objs:
+        return objs
+    opts = model._meta
+    if any(obj.pk is None for obj in objs):
+        ids = iter(_allocate_ids(model, sum(obj.pk is None for obj in objs)))
+        for obj in objs:
+            if obj.pk is None:
+                obj.pk = next(ids)
+    fields = list(opts.concrete_fields)
+    values = _converters(fields)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    table = connection.ops.quote_name(opts.db_table)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+    ):
+        for obj in objs:
+            copy.write_row([value(obj) for value in values])
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return objs
+
+
+def copy_history(model, history_model, pks, *, user, reason=None):
+    """One '+' history row per row of `model` with a pk in `pks`, copied in the database,
+    with change reason `reason` (None as bulk_create_with_history, "" as bulk_history_create).
+
+    Returns {pk: history_id} for the rows written."""
+    if not pks:
+        return {}
+    quote = connection.ops.quote_name
+    tracked = [
+        f
+        for f in history_model._meta.concrete_fields
+        if not f.name.startswith("history_") and f.name != "history"
+    ]
+    stamps = {
+        "history_date": "%s",
+        "history_type": "'+'",
+        "history_user_id": "%s",
+        "history_change_reason": "%s",
+    }
+    extra = [
+        f.column
+        for f in history_model._meta.concrete_fields
+        if f.name.startswith("history_") and f.column not in stamps and not f.primary_key
+    ]
+    if extra:
+        raise RuntimeError(f"copy_history does not know the history fields {extra}")
+    columns = [quote(f.column) for f in tracked] + [quote(c) for c in stamps]
+    selected = [f"t.{quote(f.column)}" for f in tracked] + list(stamps.values())
+    sql = (
+        f"INSERT INTO {quote(history_model._meta.db_table)} ({', '.join(columns)}) "
+        f"SELECT {', '.join(selected)} FROM {quote(model._meta.db_table)} t "
+        f"WHERE t.{quote(model._meta.pk.column)} = ANY(%s) "
+        f"ORDER BY t.{quote(model._meta.pk.column)} "
+        f"RETURNING {quote(model._meta.pk.column)}, history_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [timezone.now(), user.pk if user else None, reason, list(pks)])
+        return dict(cursor.fetchall())
+
+
+def copy_m2m_history(m2m_history_model, through, source, pks, history_of):
+    """The history of the M2M rows of objects `pks`: one row per through row, pointing at the
+    history row of its object (`history_of` {object pk: history_id})."""
+    if not pks:
+        return 0
+    quote = connection.ops.quote_name
+    target_columns = [
+        f.column
+        for f in m2m_history_model._meta.concrete_fields
+        if f.column not in ("history_id", "m2m_history_id")
+    ]
+    objects, histories = zip(*history_of.items(), strict=True)
+    cols = ", ".join(quote(c) for c in target_columns)
+    picked = ", ".join(f"t.{quote(c)}" for c in target_columns)
+    sql = (
+        f"INSERT INTO {quote(m2m_history_model._meta.db_table)} ({cols}, history_id) "
+        f"SELECT {picked}, h.history_id FROM {quote(through._meta.db_table)} t "
+        f"JOIN unnest(%s::bigint[], %s::bigint[]) AS h(object_id, history_id) "
+        f"ON h.object_id = t.{quote(source)} ORDER BY t.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(objects), list(histories)])
+        return cursor.rowcount
