@@ -77,11 +77,12 @@ class Instrument:
                 errors[item.code] = [item.message]
             else:
                 cleaned[item.code] = number
-        unknown = sorted(str(key) for key in values if key not in self.codes)
+        codes = self.codes  # a tuple built per call: once, not once per key
+        unknown = sorted(str(key) for key in values if key not in codes)
         if unknown:
             errors["__all__"] = [
                 f"Unknown {self.name} item(s): {', '.join(unknown)}. "
-                f"Allowed items: {', '.join(self.codes)}."
+                f"Allowed items: {', '.join(codes)}."
             ]
         if errors:
             raise ValidationError(errors)

@@ -808,3 +808,30 @@ def test_postgresql_copy_load_writes_the_same_rows_as_bulk_create(settings, monk
         if copied[table] != (columns, rows)
     }
     assert not differ
+
+
+def _schema():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+            "UNION ALL SELECT conrelid::regclass::text, pg_get_constraintdef(oid) "
+            "FROM pg_constraint WHERE connamespace = current_schema()::regnamespace"
+        )
+        return sorted(cursor.fetchall())
+
+
+def test_a_fresh_postgresql_load_leaves_every_index_and_constraint_as_it_found_them(settings):
+    """The loader drops the empty tables' indexes and constraints while it fills them
+    (clinic/bulkload.py indexes_built_after): every one is back afterwards."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("indexes are built after the load on PostgreSQL only")
+    settings.DEBUG = True
+    before = _schema()
+    assert len(before) > 200
+    out = seed()
+    assert "indexes and" in out and "constraints built in" in out
+    assert _schema() == before
