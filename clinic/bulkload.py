@@ -183,9 +183,10 @@ def indexes_built_after(models, stdout=None):
 
     An index kept during a load is updated row by row, and a deferred foreign key queues a
     check per row until commit; an index built afterwards is one sort, a constraint added
-    afterwards one join. Primary keys stay (the history copy looks rows up by id), and so do
-    exclusion constraints (the no-double-booking rules: PostgreSQL writes a re-added one's
-    condition differently, and they are worth checking row by row). Tables
+    afterwards one join, an exclusion constraint (no double booking) one index build that
+    checks every row. Primary keys stay (the history copy looks rows up by id). A re-added
+    constraint has the same columns, operators and condition; PostgreSQL may print the
+    condition in another but equal form. Tables
     that already hold rows keep everything: this is for a fresh database. ANALYZE at the end
     gives the planner the new tables' statistics. Elsewhere than PostgreSQL: only the
     transaction."""
@@ -203,7 +204,7 @@ def indexes_built_after(models, stdout=None):
         cursor.execute(
             "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
             "FROM pg_constraint "
-            "WHERE conrelid = ANY(%s::regclass[]) AND contype IN ('f', 'u') "
+            "WHERE conrelid = ANY(%s::regclass[]) AND contype IN ('f', 'u', 'x') "
             "ORDER BY contype, conname",
             [empty],
         )

@@ -57,6 +57,7 @@ from patients.demo import (
 from patients.demo import stories as patient_stories
 from patients.models import AcneActivity, Consent, MedicalFlag, Patient, ScarSite
 from plans import safety, scales, scheduling
+from plans.demo_scale import replicate, units  # noqa: F401 (seed_demo calls them)
 from plans.models import (
     AdverseEvent,
     Amendment,

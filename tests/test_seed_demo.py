@@ -811,21 +811,30 @@ def test_postgresql_copy_load_writes_the_same_rows_as_bulk_create(settings, monk
 
 
 def _schema():
+    """Every index and constraint of the schema: (table, name, definition). An exclusion
+    constraint's (and its index's) condition is left out (PostgreSQL prints a re-added one's
+    condition in an equal but different form); its columns and operators stay, and the test
+    below checks that it still refuses a double booking."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-            "UNION ALL SELECT conrelid::regclass::text, pg_get_constraintdef(oid) "
+            "SELECT tablename, indexname, indexdef FROM pg_indexes "
+            "WHERE schemaname = current_schema() "
+            "UNION ALL SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
             "FROM pg_constraint WHERE connamespace = current_schema()::regnamespace"
         )
-        return sorted(cursor.fetchall())
+        return sorted(
+            (table, name, definition.split(" WHERE ")[0] if "overlap" in name else definition)
+            for table, name, definition in cursor.fetchall()
+        )
 
 
 def test_a_fresh_postgresql_load_leaves_every_index_and_constraint_as_it_found_them(settings):
     """The loader drops the empty tables' indexes and constraints while it fills them
-    (clinic/bulkload.py indexes_built_after): every one is back afterwards."""
-    from django.db import connection
+    (clinic/bulkload.py indexes_built_after): every one is back afterwards, and the
+    no-double-booking rule still holds."""
+    from django.db import IntegrityError, connection, transaction
 
     if connection.vendor != "postgresql":
         pytest.skip("indexes are built after the load on PostgreSQL only")
@@ -835,3 +844,91 @@ def test_a_fresh_postgresql_load_leaves_every_index_and_constraint_as_it_found_t
     out = seed()
     assert "indexes and" in out and "constraints built in" in out
     assert _schema() == before
+    booked = Session.objects.filter(status="scheduled", location__isnull=False).first()
+    twin = Session.objects.get(pk=booked.pk)
+    twin.pk = None
+    twin.patient = Patient.objects.exclude(pk=booked.patient_id).first()
+    twin.room = twin.device = None
+    with pytest.raises(IntegrityError, match="session_no_clinician_overlap"), transaction.atomic():
+        twin.save()
+
+
+def test_a_chain_sized_postgresql_load_copies_whole_units_with_their_own_staff(
+    settings, monkeypatch
+):
+    """Past two units, PostgreSQL builds the first patients and copies the first UNIT of
+    them with all they own (plans/demo_scale.py): here 30 built + 2 copies of 20."""
+    from django.db import connection
+
+    from plans import demo_scale
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the chain copy is PostgreSQL's; SQLite builds every patient")
+    monkeypatch.setattr(demo_scale, "UNIT", 20)
+    settings.DEBUG = True
+    out = seed(70)
+    assert "Chain: 2 more units of 20 patients copied" in out
+    numbers = sorted(Patient.objects.values_list("record_number", flat=True))
+    assert numbers == [patients_demo.record_number(n) for n in range(1, 71)]
+    assert next_record_number() == patients_demo.record_number(71)
+
+    def unit(first, last):
+        return Patient.objects.filter(
+            record_number__gte=patients_demo.record_number(first),
+            record_number__lte=patients_demo.record_number(last),
+        )
+
+    original, copies = unit(1, 20), (unit(31, 50), unit(51, 70))
+    for model in (Consent, MedicalFlag, AcneActivity, ScarSite, Plan, Session, Assessment):
+        expected = model.objects.filter(patient__in=original).count()
+        assert expected > 0, model
+        for copy in copies:
+            assert model.objects.filter(patient__in=copy).count() == expected, model
+    for model, path in (
+        (Course, "plan__patient__in"),
+        (SessionTreatment, "session__patient__in"),
+        (AdverseEvent, "patient__in"),
+    ):
+        assert model.objects.filter(**{path: copies[1]}).count() == (
+            model.objects.filter(**{path: original}).count()
+        )
+    # The same story, told by other people: statuses and days as in the unit, new names.
+    unit_sessions = Session.objects.filter(patient__in=original)
+    for copy in copies:
+        copied = Session.objects.filter(patient__in=copy)
+        assert sorted(copied.values_list("status", "scheduled_at")) == sorted(
+            unit_sessions.values_list("status", "scheduled_at")
+        )
+        staff = set(unit_sessions.values_list("clinician", flat=True))
+        assert not staff & set(copied.values_list("clinician", flat=True))
+        assert not set(unit_sessions.exclude(room=None).values_list("room", flat=True)) & set(
+            copied.exclude(room=None).values_list("room", flat=True)
+        )
+        names = set(copy.values_list("first_name", "last_name"))
+        assert len(names - set(original.values_list("first_name", "last_name"))) >= 15
+    # Every copied clinician works the week of the one they copy.
+    copied_clinicians = set(
+        Session.objects.filter(patient__in=copies[0]).values_list("clinician", flat=True)
+    )
+    assert copied_clinicians and all(
+        WorkingPattern.objects.filter(clinician=pk).exists() for pk in copied_clinicians
+    )
+    # History: one '+' row per row, the copies' too, and the M2M history of each copy.
+    manager = get_user_model().objects.get(username="manager")
+    for model in (Patient, ScarSite, Plan, Course, Session, SessionTreatment, Assessment):
+        assert model.history.count() == model.objects.count(), model
+        assert set(model.history.values_list("history_user", flat=True)) == {manager.pk}
+    site = ScarSite.objects.filter(patient__in=copies[1]).order_by("pk").last()
+    assert set(site.history.first().scar_types.values_list("scartype", flat=True)) == set(
+        site.scar_types.values_list("pk", flat=True)
+    )
+    plan = Plan.objects.filter(patient__in=copies[1]).order_by("pk").last()
+    assert set(plan.history.first().target_sites.values_list("scarsite", flat=True)) == set(
+        plan.target_sites.values_list("pk", flat=True)
+    )
+    # The sequences moved past the copies: new records get new ids.
+    session = Session.objects.filter(patient__in=copies[1]).order_by("pk").last()
+    clone = Session.objects.get(pk=session.pk)
+    clone.pk, clone.status = None, "cancelled"
+    clone.save()
+    assert clone.pk > session.pk

@@ -66,14 +66,23 @@ class Command(BaseCommand):
         ]
         # On PostgreSQL, the tables a fresh load fills get their indexes and constraints
         # once, at the end (clinic/bulkload.py); everywhere, one transaction for the load.
+        # A chain-sized load on PostgreSQL builds the first patients and copies them as
+        # further units of the chain (plans/demo_scale.py); elsewhere all are built.
+        built, copies = patients, 0
+        for module in modules:
+            if hasattr(module, "units"):
+                built, copies = module.units(patients)
         with bulkload.indexes_built_after(tables, stdout=self.stdout):
             for module in modules:
                 module.seed(
-                    patients=patients,
+                    patients=built,
                     rng=random.Random(DEMO_SEED),
                     users=users,
                     stdout=self.stdout,
                 )
+            for module in modules:
+                if copies and hasattr(module, "replicate"):
+                    module.replicate(copies=copies, built=built, users=users, stdout=self.stdout)
         self.stdout.write(
             f"Demo clinic ready in {time.monotonic() - started:.1f} s. Logins (password "
             f"'{DEMO_PASSWORD}'): " + ", ".join(name for name, *_ in DEMO_USERS)

@@ -1,0 +1,384 @@
+"""A clinic chain's demo on PostgreSQL: the clinic built once in Python, then copied in SQL.
+
+`seed_demo --patients N` builds every visit of every patient in Python (plans/demo.py: the
+diary, the courses' parameters, the scores). That is about 1,700 sessions a second, which
+makes a 136,000-patient chain (a million sessions) take ten minutes. For a chain, the command
+builds the first patients in Python as usual and then copies the first UNIT of them, with
+everything they own, as further units of the chain: each copy has its own clinicians (with
+the same working weeks), rooms and devices at the same sites, its own patients (new record
+numbers and names) and their consents, flags, scar sites, plans, sessions, scores, adverse
+events, photos, amendments and history rows, exactly as the originals but for those. So the
+chain has the demo's every story, plan state and rule, once per unit, and no two of its
+visits overlap for a clinician, room, device or patient (the exclusion constraints check
+every copied row).
+
+Copies are made by one INSERT ... SELECT per table for all units at once: a copied row's id
+is the original's moved past the table's last id by one unit's span per copy, and so is each
+id it points at. The ids of a unit's rows are contiguous because the loader writes each
+patient's rows in record order (checked before copying).
+"""
+
+import time
+from collections import Counter
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import Group
+from django.db import connection
+from simple_history.exceptions import NotHistoricalModelError
+from simple_history.utils import get_history_manager_for_model
+
+from clinic import bulkload
+from clinic.models import Absence, Device, Room, WorkingPattern
+from clinic.roles import CLINICIAN
+from patients.demo import (
+    DEMO_DIGITS,
+    DEMO_PREFIX,
+    FIRST_NAMES,
+    LAST_NAMES,
+    _ascii,
+    bulk_insert,
+    bulk_insert_with_m2m,
+)
+from patients.models import AcneActivity, Consent, MedicalFlag, Patient, ScarSite
+from plans.models import (
+    AdverseEvent,
+    Amendment,
+    Assessment,
+    Course,
+    Plan,
+    SafetyOverride,
+    Session,
+    SessionPhoto,
+    SessionTreatment,
+)
+
+UNIT = 1000  # patients per copied unit of the chain
+
+# Each copied model and the field that ties its rows to a patient's (in loading order).
+OWNERS = (
+    (Patient, None),
+    (Consent, "patient"),
+    (MedicalFlag, "patient"),
+    (AcneActivity, "patient"),
+    (ScarSite, "patient"),
+    (ScarSite.scar_types.through, "scarsite"),
+    (Plan, "patient"),
+    (Plan.target_sites.through, "plan"),
+    (Course, "plan"),
+    (Session, "patient"),
+    (SessionTreatment, "session"),
+    (Assessment, "patient"),
+    (AdverseEvent, "patient"),
+    (SafetyOverride, "session"),
+    (Amendment, "session"),
+    (SessionPhoto, "session"),
+)
+
+
+def units(patients):
+    """(patients to build in Python, copies of the first UNIT of them) for a load of
+    `patients` into a fresh PostgreSQL database; (patients, 0) otherwise."""
+    if not bulkload.available() or patients < 2 * UNIT or Patient.objects.exists():
+        return patients, 0
+    copies = patients // UNIT - 1
+    return patients - copies * UNIT, copies
+
+
+class _Table:
+    """A copied table: its id range, the part that belongs to the unit, and the shift."""
+
+    def __init__(self, model, owner_column, owner, tracked=None):
+        self.model, self.owner_column, self.owner = model, owner_column, owner
+        self.tracked = tracked  # for a history table: the model whose ids its `id` holds
+        opts = model._meta
+        self.table, self.pk = opts.db_table, opts.pk.column
+
+    def measure(self, cursor, first_patients):
+        q = connection.ops.quote_name
+        table, pk = q(self.table), q(self.pk)
+        cursor.execute(f"SELECT min({pk}), max({pk}), count(*) FROM {table}")
+        self.low, self.high, total = cursor.fetchone()
+        if self.owner is None:  # the patients: the first UNIT of them
+            cursor.execute(
+                f"SELECT max({pk}), count(*) FROM (SELECT {pk} FROM {table} "
+                f"ORDER BY {pk} LIMIT %s) first",
+                [first_patients],
+            )
+        else:
+            cursor.execute(
+                f"SELECT max({pk}), count(*) FROM {table} "
+                f"WHERE {q(self.owner_column)} BETWEEN %s AND %s",
+                [self.owner.low, self.owner.cutoff],
+            )
+        self.cutoff, self.rows = cursor.fetchone()
+        if self.low is None or not self.rows:
+            self.low = self.high = self.cutoff = 0
+            self.span = self.base = 0
+            return
+        cursor.execute(
+            f"SELECT count(*) FROM {table} WHERE {pk} BETWEEN %s AND %s",
+            [self.low, self.cutoff],
+        )
+        if cursor.fetchone()[0] != self.rows:
+            raise RuntimeError(f"{self.table}: the unit's rows are not contiguous; cannot copy")
+        self.span = self.cutoff - self.low + 1
+        self.base = self.high + 1 - self.low
+
+    def shift(self, expression):
+        """`expression` (an id of this table) in copy g.k."""
+        return f"({expression} + {int(self.base)} + (g.k - 1) * {int(self.span)})"
+
+
+def replicate(*, copies, built, users, stdout):
+    """Copy the first UNIT demo patients (and all they own) `copies` times (see above)."""
+    if copies <= 0:
+        return
+    started = time.monotonic()
+    manager = users["Manager"]
+    tables, order = {}, []
+    for model, owner in OWNERS:
+        field = model._meta.get_field(owner) if owner else None
+        parent = tables[field.related_model] if field else None
+        table = _Table(model, field.column if field else None, parent)
+        tables[model] = table
+        order.append(table)
+        history = _history(model)
+        if history is not None:
+            tables[history] = _Table(history, "id", table, tracked=model)
+            order.append(tables[history])
+    for model, _ in OWNERS:  # the history of M2M rows, tied to their object's history row
+        history = _history(model)
+        if history is None:
+            continue
+        for through, m2m in _history_m2m(model, history):
+            tables[m2m] = _Table(m2m, "history_id", tables[history], tracked=through)
+            order.append(tables[m2m])
+    counts = Counter()
+    with connection.cursor() as cursor:
+        for table in order:
+            table.measure(cursor, UNIT)
+        staff = _copy_staff(cursor, copies, manager, counts)
+        for table in order:
+            counts[table.table] += _copy_rows(cursor, table, tables, copies, built, staff)
+        for table in order:
+            q = connection.ops.quote_name
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence(%s, %s), "
+                f"(SELECT max({q(table.pk)}) FROM {q(table.table)}))",
+                [q(table.table), table.pk],
+            )
+    stdout.write(
+        f"Chain: {copies} more units of {UNIT} patients copied in "
+        f"{time.monotonic() - started:.1f} s ({sum(counts.values())} rows)."
+    )
+
+
+def _history(model):
+    try:
+        return get_history_manager_for_model(model).model
+    except NotHistoricalModelError:  # an M2M through table has no history of its own
+        return None
+
+
+def _history_m2m(model, history):
+    """[(through model, its history model)] for the M2M fields `model` keeps history of."""
+    return [
+        (field.remote_field.through, getattr(history, field.name).model)
+        for field in model._meta.many_to_many
+        if hasattr(history, field.name)
+    ]
+
+
+def _copy_staff(cursor, copies, manager, counts):
+    """For each copy: a clinician per demo clinician (same week, same leave), a room per
+    room and a device per device at the same site. Returns the temporary map tables'
+    names by related model."""
+    User = get_user_model()
+    group = Group.objects.get(name=CLINICIAN)
+    clinicians = list(
+        User.objects.filter(pk__in=WorkingPattern.objects.values("clinician")).order_by("pk")
+    )
+    patterns = list(WorkingPattern.objects.order_by("pk"))
+    absences = list(Absence.objects.order_by("pk"))
+    rooms = list(Room.objects.order_by("pk"))
+    devices = list(Device.objects.order_by("pk"))
+    users, user_map = [], []
+    for k in range(1, copies + 1):
+        for person in clinicians:
+            user = User(
+                username=f"{person.username}_u{k + 1}",
+                first_name=person.first_name,
+                last_name=f"{person.last_name} ({k + 1})",
+                professional_title=person.professional_title,
+                password=make_password(None),  # unusable: a colleague, not a login
+            )
+            users.append(user)
+            user_map.append((k, person, user))
+    bulk_insert_with_m2m(
+        User, users, "groups", [(user, group.pk) for user in users], user=manager, counts=counts
+    )
+    new_rooms = [
+        (k, room, Room(location_id=room.location_id, name=f"{room.name} · unit {k + 1}"))
+        for k in range(1, copies + 1)
+        for room in rooms
+    ]
+    new_devices = [
+        (
+            k,
+            device,
+            Device(
+                location_id=device.location_id,
+                kind_id=device.kind_id,
+                name=f"{device.name} · unit {k + 1}",
+            ),
+        )
+        for k in range(1, copies + 1)
+        for device in devices
+    ]
+    bulk_insert(Room, [r for _, _, r in new_rooms], user=manager, counts=counts)
+    bulk_insert(Device, [d for _, _, d in new_devices], user=manager, counts=counts)
+    twin = {(k, old.pk): new for k, old, new in user_map}
+    bulk_insert(
+        WorkingPattern,
+        [
+            WorkingPattern(
+                clinician_id=twin[k, p.clinician_id].pk,
+                location_id=p.location_id,
+                weekday=p.weekday,
+                starts=p.starts,
+                ends=p.ends,
+            )
+            for k in range(1, copies + 1)
+            for p in patterns
+        ],
+        user=manager,
+        counts=counts,
+    )
+    bulk_insert(
+        Absence,
+        [
+            Absence(
+                clinician_id=twin[k, a.clinician_id].pk,
+                first_day=a.first_day,
+                last_day=a.last_day,
+                reason=a.reason,
+            )
+            for k in range(1, copies + 1)
+            for a in absences
+            if (k, a.clinician_id) in twin
+        ],
+        user=manager,
+        counts=counts,
+    )
+    maps = {}
+    for model, pairs in (
+        (User, [(k, old.pk, new.pk) for k, old, new in user_map]),
+        (Room, [(k, old.pk, new.pk) for k, old, new in new_rooms]),
+        (Device, [(k, old.pk, new.pk) for k, old, new in new_devices]),
+    ):
+        name = f"demo_copy_{model._meta.model_name}"
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {name} (k int, old bigint, new bigint, "
+            f"PRIMARY KEY (k, old)) ON COMMIT DROP"
+        )
+        with cursor.cursor.copy(f"COPY {name} (k, old, new) FROM STDIN") as copy:
+            for row in pairs:
+                copy.write_row(row)
+        cursor.execute(f"ANALYZE {name}")
+        maps[model] = name
+    return maps
+
+
+def _names():
+    """SQL array literals of the demo's names (and their ASCII e-mail forms), by sex."""
+
+    def array(values):  # the demo's own constant names: quoted as SQL string literals
+        return "ARRAY[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+
+    return {
+        sex: (array(names), array([_ascii(n) for n in names]), len(names))
+        for sex, names in FIRST_NAMES.items()
+    }, (array(LAST_NAMES), array([_ascii(n) for n in LAST_NAMES]), len(LAST_NAMES))
+
+
+def _copy_rows(cursor, table, tables, copies, built, staff):
+    """All copies of the unit's rows of `table`, in one INSERT ... SELECT."""
+    if not table.rows:
+        return 0
+    q = connection.ops.quote_name
+    model = table.model
+    joins, columns, values = [], [], []
+    is_patient = Patient in (model, table.tracked)
+    for field in model._meta.concrete_fields:
+        column = field.column
+        source = f"t.{q(column)}"
+        if field.primary_key:
+            value = table.shift(source)
+        elif table.tracked is not None and field.name == "id":
+            value = tables[table.tracked].shift(source)
+        elif field.is_relation and field.related_model in tables:
+            value = tables[field.related_model].shift(source)
+        elif field.is_relation and field.related_model in staff:
+            alias = f"m{len(joins)}"
+            joins.append(
+                f"LEFT JOIN {staff[field.related_model]} {alias} "
+                f"ON {alias}.k = g.k AND {alias}.old = {source}"
+            )
+            value = f"COALESCE({alias}.new, {source})"
+        elif is_patient and column in ("record_number", "first_name", "last_name", "email"):
+            value = _patient_column(column, tables[Patient], built)
+        else:
+            value = source
+        columns.append(q(column))
+        values.append(value)
+    sql = (
+        f"INSERT INTO {q(table.table)} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} FROM {q(table.table)} t "
+        f"CROSS JOIN generate_series(1, {int(copies)}) AS g(k) {' '.join(joins)} "
+        f"WHERE t.{q(table.pk if table.owner is None else table.owner_column)} "
+        f"BETWEEN {int(table.low if table.owner is None else table.owner.low)} "
+        f"AND {int(table.cutoff if table.owner is None else table.owner.cutoff)}"
+    )
+    cursor.execute(sql)
+    return cursor.rowcount
+
+
+def _patient_column(column, patients, built):
+    """A copied patient's record number (the next after the built ones and the copies
+    before), and names picked from the demo's lists by the new id, so that copies are
+    different people on every screen."""
+    number = (
+        f"(substring(t.record_number from {len(DEMO_PREFIX) + 1})::int "
+        f"+ {int(built)} + (g.k - 1) * {UNIT})"
+    )
+    if column == "record_number":
+        return (
+            f"'{DEMO_PREFIX}' || CASE WHEN length({number}::text) >= {DEMO_DIGITS} "
+            f"THEN {number}::text ELSE lpad({number}::text, {DEMO_DIGITS}, '0') END"
+        )
+    new_id = patients.shift("t.id")
+    first, last = _names()
+    pick_last = f"(1 + ({new_id} * 7919) % {last[2]})"
+    first_by_sex = {
+        sex: (names, ascii_names, f"(1 + ({new_id} * 104729) % {size})")
+        for sex, (names, ascii_names, size) in first.items()
+    }
+
+    def by_sex(index):
+        cases = " ".join(
+            f"WHEN '{sex}' THEN ({arrays[index]})[{pick}]"
+            for sex, (*arrays, pick) in first_by_sex.items()
+        )
+        return f"CASE t.sex {cases} ELSE t.first_name END"
+
+    if column == "first_name":
+        return by_sex(0)
+    if column == "last_name":
+        return f"({last[0]})[{pick_last}]"
+    # email: first.last.<number>@example.org, as patients/demo.py writes it
+    return (
+        f"CASE WHEN t.email = '' THEN '' ELSE "
+        f"{by_sex(1)} || '.' || ({last[1]})[{pick_last}] || '.' || {number}::text "
+        f"|| '@example.org' END"
+    )
