@@ -5,6 +5,7 @@ Only `make bench` (bench/run.py) uses these; the app never imports them.
 
 import os
 import secrets
+import warnings
 
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("HTTPS", "0")
@@ -21,6 +22,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# WhiteNoise serves STATIC_ROOT, which only collectstatic creates; the bench requests no
+# static files, so its warning about the missing directory is noise.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
