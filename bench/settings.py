@@ -24,7 +24,7 @@ STORAGES = {
 }
 # WhiteNoise serves STATIC_ROOT, which only collectstatic creates; the bench requests no
 # static files, so its warning about the missing directory is noise.
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise")
+warnings.filterwarnings("ignore", message="No directory at: ")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
