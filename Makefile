@@ -15,7 +15,7 @@ ifdef DATABASE_URL
 export DATABASE_URL
 endif
 
-.PHONY: run test lint format install install-dev clean
+.PHONY: run test lint format install install-dev clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ run: $(VENV)/.installed
 test: $(VENV)/.dev-installed
 	@bash .ci/ensure-chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## bench: seed PostgreSQL with BENCH_PATIENTS (20000) demo patients, print the key pages
+##   timings and wrk throughput (README "Benchmark"); not part of `make test`
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench.run
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
