@@ -594,6 +594,14 @@ class Assessment(TimeStamped):
             ),
             models.Index(fields=["patient", "assessed_on"], name="assessment_patient_day_idx"),
             models.Index(fields=["assessed_on"], name="assessment_day_idx"),
+            # Each score's baseline for clinic outcomes: an index-only lookup (total included
+            # on PostgreSQL) over the scores taken outside a session only.
+            models.Index(
+                fields=["scar_site", "instrument", "assessed_on", "id"],
+                include=["total"],
+                condition=Q(session__isnull=True),
+                name="assessment_baseline_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

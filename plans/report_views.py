@@ -1,10 +1,12 @@
 """Progress reports (screen, print, PDF), a plan's CSV and the clinic outcomes page."""
 
+import hashlib
 import time
 from datetime import timedelta
 
 from django import forms
 from django.contrib.auth.decorators import permission_required
+from django.core.cache import cache
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
@@ -22,6 +24,9 @@ from plans.models import Assessment, Plan, Session, Treatment
 
 private = cache_control(private=True, no_store=True)
 
+# A day: an unchanged report is downloaded again the same day, rarely later (the date moves).
+PDF_CACHE_SECONDS = 24 * 3600
+
 
 def _report_context(request, patient, plan=None, *, pdf=False):
     staff = request.GET.get("copy") != "patient"
@@ -37,18 +42,38 @@ def _report_context(request, patient, plan=None, *, pdf=False):
 
 
 def _pdf_response(request, context, filename):
-    from weasyprint import HTML
-    from weasyprint.urls import URLFetcher
-
     started = time.monotonic()
     html = render_to_string("reports/report_pdf.html", context, request=request)
-    # Photos are embedded as data: URLs; nothing else is ever fetched, from anywhere.
-    fetcher = URLFetcher(allowed_protocols={"data"})
-    pdf = HTML(string=html, url_fetcher=fetcher).write_pdf()
+    pdf = _cached_pdf(context["patient"].pk, html)
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["X-Render-Seconds"] = f"{time.monotonic() - started:.2f}"
     return response
+
+
+def _cached_pdf(patient_pk, html):
+    """The PDF of this exact HTML, laid out once: WeasyPrint takes a second, the HTML 40 ms.
+
+    Keyed by a digest of the HTML itself, so anything the report shows (a new score, an
+    amendment, today's date, the copy, the language, a photo) makes a new key and an old PDF
+    is never served for changed data; old entries age out of the cache.
+    """
+    key = f"report-pdf:{patient_pk}:{hashlib.sha256(html.encode()).hexdigest()}"
+    pdf = cache.get(key)
+    if pdf is None:
+        pdf = render_pdf(html)
+        cache.set(key, pdf, timeout=PDF_CACHE_SECONDS)
+    return pdf
+
+
+def render_pdf(html):
+    """WeasyPrint layout of the report's HTML."""
+    from weasyprint import HTML
+    from weasyprint.urls import URLFetcher
+
+    # Photos are embedded as data: URLs; nothing else is ever fetched, from anywhere.
+    fetcher = URLFetcher(allowed_protocols={"data"})
+    return HTML(string=html, url_fetcher=fetcher).write_pdf()
 
 
 def _filename(patient, plan, copy):
