@@ -414,6 +414,10 @@ class SessionTreatmentInline(NoDeleteInline, admin.TabularInline):
     autocomplete_fields = ("treatment",)
     raw_id_fields = ("course",)
 
+    def get_queryset(self, request):
+        # The course's label names its treatment.
+        return super().get_queryset(request).select_related("course__treatment")
+
 
 class AssessmentInline(NoDeleteInline, admin.TabularInline):
     model = Assessment
