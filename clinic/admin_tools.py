@@ -3,11 +3,22 @@
 from datetime import date
 
 from django.contrib import admin, messages
-from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
-from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.admin.widgets import (
+    AutocompleteSelect,
+    AutocompleteSelectMultiple,
+    ForeignKeyRawIdWidget,
+)
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.paginator import Paginator
+from django.db import connections, models, transaction
+from django.forms import ModelChoiceField
+from django.forms.widgets import ChoiceWidget
 from django.http import HttpResponseRedirect
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.text import Truncator
 from simple_history.admin import SimpleHistoryAdmin
 
 from clinic.csv_export import csv_response
@@ -23,9 +34,17 @@ INLINE_EXTRA_ROWS = 20  # rows a manager may add to an inline in one save
 
 class _ValidIdsOnly:
     """An autocomplete widget shows again only the ids its target can hold: Django's looks up
-    whatever was sent ("NaN", 20 digits) and fails while re-showing the form with its error."""
+    whatever was sent ("NaN", 20 digits) and fails while re-showing the form with its error.
+
+    `preloaded` ({str(pk): object}, set per inline row by PreloadedLabelsFormSetMixin) names
+    the row's current value without a query: Django's widget runs one per row and field."""
+
+    preloaded = None
 
     def optgroups(self, name, value, attr=None):
+        known = self.preloaded or {}
+        if value and not self.allow_multiple_selected and all(str(v) in known for v in value):
+            return self._preloaded_groups(name, [known[str(v)] for v in value])
         remote = self.field.remote_field
         opts = remote.model._meta
         target = opts.get_field(getattr(remote, "field_name", None) or opts.pk.name)
@@ -38,9 +57,39 @@ class _ValidIdsOnly:
             kept.append(one)
         return super().optgroups(name, kept, attr)
 
+    def _preloaded_groups(self, name, objects):
+        """The option groups Django's optgroups builds, from objects already in hand."""
+        options = []
+        if not self.is_required:
+            options.append(self.create_option(name, "", "", False, 0))
+        label = self.choices.field.label_from_instance
+        selected = {str(obj.pk) for obj in objects}
+        for obj in objects:
+            options.append(self.create_option(name, obj.pk, label(obj), selected, len(options)))
+        return [(None, options, 0)]
+
 
 class SafeAutocompleteSelect(_ValidIdsOnly, AutocompleteSelect):
     pass
+
+
+class PreloadedRawIdWidget(ForeignKeyRawIdWidget):
+    """A raw-id field's label from the row's own related object when it is loaded."""
+
+    preloaded = None
+
+    def label_and_url_for_value(self, value):
+        obj = (self.preloaded or {}).get(str(value))
+        if obj is None:
+            return super().label_and_url_for_value(value)
+        try:
+            url = reverse(
+                f"{self.admin_site.name}:{obj._meta.app_label}_{obj._meta.model_name}_change",
+                args=(obj.pk,),
+            )
+        except NoReverseMatch:
+            url = ""
+        return Truncator(obj).words(14), url
 
 
 class SafeAutocompleteSelectMultiple(_ValidIdsOnly, AutocompleteSelectMultiple):
@@ -56,6 +105,10 @@ class SafeAutocompleteMixin:
         if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
             kwargs["widget"] = SafeAutocompleteSelect(
                 db_field, self.admin_site, using=kwargs.get("using")
+            )
+        elif "widget" not in kwargs and db_field.name in self.raw_id_fields:
+            kwargs["widget"] = PreloadedRawIdWidget(
+                db_field.remote_field, self.admin_site, using=kwargs.get("using")
             )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
@@ -87,8 +140,7 @@ class GuardedChangelistMixin(SafeAutocompleteMixin):
 def _changelist_problems(model_admin, query):
     """{parameter: message} for the parameters of a changelist that cannot be used."""
     problems = {}
-    field = model_admin.date_hierarchy
-    if field:
+    for field in _date_fields(model_admin):
         for part, low, high in (("year", DATE_MIN.year, DATE_MAX.year), ("month", 1, 12)):
             name = f"{field}__{part}"
             if name in query and not _whole_in(query[name], low, high):
@@ -109,6 +161,16 @@ def _changelist_problems(model_admin, query):
         if any("\x00" in v for v in [name, *values]):
             problems[name] = f"{name}: null characters are not allowed."
     return problems
+
+
+def _date_fields(model_admin):
+    """The date hierarchy's field and the date list filters' fields: the admin accepts
+    `<field>__year` style lookups on any of them."""
+    fields = [model_admin.date_hierarchy] if model_admin.date_hierarchy else []
+    for entry in model_admin.list_filter:
+        if isinstance(entry, (tuple, list)) and issubclass(entry[1], admin.DateFieldListFilter):
+            fields.append(entry[0])
+    return fields
 
 
 def _whole_in(text, low, high):
@@ -162,14 +224,62 @@ def _meets(constraint, instance):
         return True
 
 
+class PreloadedLabelsFormSetMixin:
+    """An inline's rows render without a query per row: an autocomplete or raw-id field shows
+    the related object its row already loaded (the inline's queryset selects them), and a
+    plain select lists its choices from one query for the whole formset."""
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        instance = form.instance
+        for name, field in form.fields.items():
+            widget = getattr(field.widget, "widget", field.widget)  # inside the +/edit wrapper
+            if hasattr(widget, "preloaded"):
+                widget.preloaded = _loaded_relation(instance, name)
+            elif isinstance(field, ModelChoiceField) and isinstance(widget, ChoiceWidget):
+                cache = self.__dict__.setdefault("_choice_lists", {})
+                if name not in cache:
+                    cache[name] = list(field.choices)
+                widget.choices = cache[name]
+        return form
+
+
+def _loaded_relation(instance, name):
+    """{str(pk): object} for a foreign key of `instance` already loaded with it, else {}."""
+    try:
+        field = instance._meta.get_field(name)
+    except FieldDoesNotExist:  # a form-only field
+        return {}
+    if not getattr(field, "many_to_one", False) or not field.is_cached(instance):
+        return {}
+    related = field.get_cached_value(instance)
+    return {str(related.pk): related} if related is not None else {}
+
+
 class BoundedInlineMixin(SafeAutocompleteMixin):
     """An inline builds at most the rows it has plus INLINE_EXTRA_ROWS, whatever TOTAL_FORMS
-    claims (Django's own ceiling is 1,000 forms more), and checks its constraints together."""
+    claims (Django's own ceiling is 1,000 forms more), and checks its constraints together.
+    Its rows load the objects their foreign keys name, so showing them runs no query per row."""
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        shown = set(flatten_fieldsets(self.get_fieldsets(request)))
+        related = [
+            f.name
+            for f in self.model._meta.concrete_fields
+            if f.many_to_one and f.name in shown and f.name != getattr(self, "fk_name", None)
+        ]
+        return queryset.select_related(*related) if related else queryset
 
     def get_formset(self, request, obj=None, **kwargs):
         chosen = kwargs.get("formset", self.formset)
-        if not issubclass(chosen, ConstraintCheckedFormSetMixin):
-            kwargs["formset"] = type(chosen.__name__, (ConstraintCheckedFormSetMixin, chosen), {})
+        mixins = tuple(
+            mixin
+            for mixin in (PreloadedLabelsFormSetMixin, ConstraintCheckedFormSetMixin)
+            if not issubclass(chosen, mixin)
+        )
+        if mixins:
+            kwargs["formset"] = type(chosen.__name__, (*mixins, chosen), {})
         formset = super().get_formset(request, obj, **kwargs)
         existing = 0
         if obj is not None and obj.pk:
@@ -178,10 +288,47 @@ class BoundedInlineMixin(SafeAutocompleteMixin):
         return formset
 
 
+ESTIMATE_FROM = 20_000  # rows; below this an exact COUNT(*) is cheaper than a wrong number
+
+
+class EstimatedCountPaginator(Paginator):
+    """An unfiltered list on PostgreSQL counts its table from the planner's statistics
+    (pg_class.reltuples, kept by autovacuum/ANALYZE), so its SQL does not grow with the
+    table: COUNT(*) over a million sessions reads every row. Filtered lists, small tables
+    and SQLite count exactly."""
+
+    @cached_property
+    def count(self):
+        queryset = self.object_list
+        query = getattr(queryset, "query", None)
+        if query is not None and not query.where:
+            estimate = _estimated_rows(queryset)
+            if estimate is not None and estimate >= ESTIMATE_FROM:
+                return estimate
+        return super().count
+
+
+def _estimated_rows(queryset):
+    """The planner's row estimate for the queryset's table on PostgreSQL, else None."""
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+            [connection.ops.quote_name(queryset.model._meta.db_table)],
+        )
+        row = cursor.fetchone()
+    return row[0] if row and row[0] >= 0 else None
+
+
 class ClinicalAdmin(GuardedChangelistMixin, SimpleHistoryAdmin):
-    """Base for clinical records: change history, no deleting, CSV export."""
+    """Base for clinical records: change history, no deleting, CSV export. Lists count
+    cheaply: an estimate for a big unfiltered table, no second count of the whole table."""
 
     actions = ["export_csv"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
     csv_fields: tuple[str, ...] = ()
 
     def has_delete_permission(self, request, obj=None):

@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
-from django.db.models import Count
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
@@ -89,7 +90,19 @@ class PatientAdmin(ArchivableAdmin):
     )
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_sites=Count("scar_sites", distinct=True))
+        # A count per patient on the page, not a GROUP BY over patient x scar site.
+        sites = (
+            ScarSite.objects.filter(patient=OuterRef("pk"))
+            .order_by()
+            .values("patient")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_sites=Coalesce(Subquery(sites, output_field=IntegerField()), 0))
+        )
 
     def get_search_results(self, request, queryset, search_term):
         unfiltered = queryset

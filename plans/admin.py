@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import csrf_protect_m
 from django.contrib.admin.utils import flatten_fieldsets, unquote
-from django.db.models import Count, OuterRef, Q, Subquery, Value
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce, Concat, NullIf, Trim
 from django.http import HttpResponseNotAllowed
 from django.template.response import TemplateResponse
@@ -362,6 +362,18 @@ def _yes_no(value):
 # --- plans ---------------------------------------------------------------------------------
 
 
+def _session_count(condition):
+    """The number of the plan's sessions that meet `condition`, as a correlated subquery."""
+    sessions = (
+        Session.objects.filter(condition, plan=OuterRef("pk"))
+        .order_by()
+        .values("plan")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(sessions, output_field=IntegerField()), 0)
+
+
 class CourseInline(NoDeleteInline, admin.TabularInline):
     model = Course
     fields = ("order", "treatment", "label", "sessions_count", "interval_days", "offset_days")
@@ -381,11 +393,16 @@ class PlanSessionInline(ReadOnlyInline, admin.TabularInline):
 @admin.register(Plan)
 class PlanAdmin(ClinicalAdmin):
     list_display = ("title", "patient", "clinician", "status", "start_date", "progress")
-    list_filter = ("status", "clinician", "courses__treatment", "target_sites__scar_types")
+    list_filter = (
+        "status",
+        ("start_date", admin.DateFieldListFilter),
+        "clinician",
+        "courses__treatment",
+        "target_sites__scar_types",
+    )
     search_fields = ("title", *PATIENT_SEARCH)
     autocomplete_fields = ("patient", "clinician", "target_sites")
     list_select_related = ("patient", "clinician")
-    date_hierarchy = "start_date"
     ordering = ("-start_date",)
     inlines = [CourseInline, PlanSessionInline]
     csv_fields = ("patient__record_number", "patient", "title", "status", "start_date", "clinician")
@@ -395,8 +412,9 @@ class PlanAdmin(ClinicalAdmin):
             super()
             .get_queryset(request)
             .annotate(
-                _done=Count("sessions", filter=Q(sessions__status=Session.Status.COMPLETED)),
-                _all=Count("sessions", filter=~Q(sessions__status=Session.Status.CANCELLED)),
+                # One small count per plan on the page, not a GROUP BY over plan x session.
+                _done=_session_count(Q(status=Session.Status.COMPLETED)),
+                _all=_session_count(~Q(status=Session.Status.CANCELLED)),
             )
         )
 
@@ -413,6 +431,10 @@ class SessionTreatmentInline(NoDeleteInline, admin.TabularInline):
     fields = ("treatment", "course", "number", "parameters")
     autocomplete_fields = ("treatment",)
     raw_id_fields = ("course",)
+
+    def get_queryset(self, request):
+        # The course's label names its treatment.
+        return super().get_queryset(request).select_related("course__treatment")
 
 
 class AssessmentInline(NoDeleteInline, admin.TabularInline):
@@ -490,11 +512,17 @@ class SessionAdmin(ClinicalAdmin):
         "location",
         "room",
     )
-    list_filter = ("status", "kind", "location", "clinician", "treatments__treatment")
+    list_filter = (
+        "status",
+        ("scheduled_at", admin.DateFieldListFilter),
+        "kind",
+        "location",
+        "clinician",
+        "treatments__treatment",
+    )
     search_fields = PATIENT_SEARCH
     autocomplete_fields = ("patient", "clinician", "plan")
     list_select_related = ("patient", "plan__patient", "clinician", "location", "room__location")
-    date_hierarchy = "scheduled_at"
     ordering = ("-scheduled_at",)
     readonly_fields = ("completed_at",)
     inlines = [
@@ -540,11 +568,15 @@ class SessionAdmin(ClinicalAdmin):
 @admin.register(Assessment)
 class AssessmentAdmin(ClinicalAdmin):
     list_display = ("assessed_on", "patient", "scar_site", "instrument", "total", "session")
-    list_filter = ("instrument", "scar_site__scar_types", "scar_site__body_site")
+    list_filter = (
+        "instrument",
+        ("assessed_on", admin.DateFieldListFilter),
+        "scar_site__scar_types",
+        "scar_site__body_site",
+    )
     search_fields = PATIENT_SEARCH
     autocomplete_fields = ("patient", "scar_site", "session", "assessor")
     list_select_related = ("patient", "scar_site", "session__patient")
-    date_hierarchy = "assessed_on"
     ordering = ("-assessed_on",)
     readonly_fields = ("total",)
     csv_fields = (

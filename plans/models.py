@@ -261,7 +261,10 @@ class Plan(TimeStamped):
             ("view_report", "Can view progress reports"),
             ("view_outcomes", "Can view clinic outcomes"),
         ]
-        indexes = [models.Index(fields=["patient", "status"], name="plan_patient_status_idx")]
+        indexes = [
+            models.Index(fields=["patient", "status"], name="plan_patient_status_idx"),
+            models.Index(fields=["start_date", "id"], name="plan_start_idx"),  # admin list order
+        ]
 
     def __str__(self):
         return f"{self.title} ({self.patient.full_name})"
