@@ -5,7 +5,7 @@ class Migration(migrations.Migration):
     """The admin's plan list sorts by start date (newest first, then id): an index in that
     order lets it read one page instead of sorting every plan."""
 
-    dependencies = [("plans", "0011_governance_amendments")]
+    dependencies = [("plans", "0012_pages_baseline_index")]
 
     operations = [
         migrations.AddIndex(
