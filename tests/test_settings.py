@@ -190,3 +190,15 @@ def test_https_off_silences_nothing_else():
     output = result.stdout + result.stderr
     assert "security.W018" in output  # DEBUG on in deployment
     assert "security.W008" not in output
+
+
+@pytest.mark.django_db
+def test_postgresql_connections_run_without_jit():
+    """JIT compiling the app's short queries cost more than it saved (issue 12)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL setting")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"
