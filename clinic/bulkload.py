@@ -140,7 +140,7 @@ def copy_history(model, history_model, pks, *, user, reason=None):
     columns = [quote(f.column) for f in tracked] + [quote(c) for c in stamps]
     selected = [f"t.{quote(f.column)}" for f in tracked] + list(stamps.values())
     sql = (
-        f"INSERT INTO {quote(history_model._meta.db_table)} ({', '.join(columns)}) "
+        f"INSERT INTO {quote(history_model._meta.db_table)} ({', '.join(columns)}) "  # nosec B608: table and column names from model meta, quoted; values are parameters
         f"SELECT {', '.join(selected)} FROM {quote(model._meta.db_table)} t "
         f"WHERE t.{quote(model._meta.pk.column)} = ANY(%s) "
         f"ORDER BY t.{quote(model._meta.pk.column)} "
@@ -166,7 +166,7 @@ def copy_m2m_history(m2m_history_model, through, source, pks, history_of):
     cols = ", ".join(quote(c) for c in target_columns)
     picked = ", ".join(f"t.{quote(c)}" for c in target_columns)
     sql = (
-        f"INSERT INTO {quote(m2m_history_model._meta.db_table)} ({cols}, history_id) "
+        f"INSERT INTO {quote(m2m_history_model._meta.db_table)} ({cols}, history_id) "  # nosec B608: table and column names from model meta, quoted; values are parameters
         f"SELECT {picked}, h.history_id FROM {quote(through._meta.db_table)} t "
         f"JOIN unnest(%s::bigint[], %s::bigint[]) AS h(object_id, history_id) "
         f"ON h.object_id = t.{quote(source)} ORDER BY t.id"
@@ -198,7 +198,7 @@ def indexes_built_after(models, stdout=None):
     with transaction.atomic(), connection.cursor() as cursor:
         empty = []
         for table in tables:
-            cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {connection.ops.quote_name(table)})")
+            cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {connection.ops.quote_name(table)})")  # nosec B608: table and column names from model meta, quoted; values are parameters
             if cursor.fetchone()[0]:
                 empty.append(table)
         cursor.execute(

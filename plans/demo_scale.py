@@ -97,17 +97,17 @@ class _Table:
     def measure(self, cursor, first_patients):
         q = connection.ops.quote_name
         table, pk = q(self.table), q(self.pk)
-        cursor.execute(f"SELECT min({pk}), max({pk}), count(*) FROM {table}")
+        cursor.execute(f"SELECT min({pk}), max({pk}), count(*) FROM {table}")  # nosec B608: names from model meta, quoted; numbers are ints computed here
         self.low, self.high, total = cursor.fetchone()
         if self.owner is None:  # the patients: the first UNIT of them
             cursor.execute(
-                f"SELECT max({pk}), count(*) FROM (SELECT {pk} FROM {table} "
+                f"SELECT max({pk}), count(*) FROM (SELECT {pk} FROM {table} "  # nosec B608: names from model meta, quoted; numbers are ints computed here
                 f"ORDER BY {pk} LIMIT %s) first",
                 [first_patients],
             )
         else:
             cursor.execute(
-                f"SELECT max({pk}), count(*) FROM {table} "
+                f"SELECT max({pk}), count(*) FROM {table} "  # nosec B608: names from model meta, quoted; numbers are ints computed here
                 f"WHERE {q(self.owner_column)} BETWEEN %s AND %s",
                 [self.owner.low, self.owner.cutoff],
             )
@@ -117,7 +117,7 @@ class _Table:
             self.span = self.base = 0
             return
         cursor.execute(
-            f"SELECT count(*) FROM {table} WHERE {pk} BETWEEN %s AND %s",
+            f"SELECT count(*) FROM {table} WHERE {pk} BETWEEN %s AND %s",  # nosec B608: names from model meta, quoted; numbers are ints computed here
             [self.low, self.cutoff],
         )
         if cursor.fetchone()[0] != self.rows:
@@ -164,7 +164,7 @@ def replicate(*, copies, built, users, stdout):
         for table in order:
             q = connection.ops.quote_name
             cursor.execute(
-                f"SELECT setval(pg_get_serial_sequence(%s, %s), "
+                f"SELECT setval(pg_get_serial_sequence(%s, %s), "  # nosec B608: names from model meta, quoted; numbers are ints computed here
                 f"(SELECT max({q(table.pk)}) FROM {q(table.table)}))",
                 [q(table.table), table.pk],
             )
@@ -333,7 +333,7 @@ def _copy_rows(cursor, table, tables, copies, built, staff):
         columns.append(q(column))
         values.append(value)
     sql = (
-        f"INSERT INTO {q(table.table)} ({', '.join(columns)}) "
+        f"INSERT INTO {q(table.table)} ({', '.join(columns)}) "  # nosec B608: names from model meta, quoted; numbers are ints computed here
         f"SELECT {', '.join(values)} FROM {q(table.table)} t "
         f"CROSS JOIN generate_series(1, {int(copies)}) AS g(k) {' '.join(joins)} "
         f"WHERE t.{q(table.pk if table.owner is None else table.owner_column)} "

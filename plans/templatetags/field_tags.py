@@ -85,12 +85,12 @@ def _fast_widget(field, css):
                     )
                 )
             if group_name:
-                options.append(mark_safe("\n  </optgroup>"))
+                options.append(mark_safe("\n  </optgroup>"))  # nosec B308 B703: constant markup, or format_html output with escaped parts
         return format_html(
             '<select name="{}"{}>{}\n</select>',
             data["name"],
             _attrs(data["attrs"]),
-            mark_safe("".join(options)),
+            mark_safe("".join(options)),  # nosec B308 B703: constant markup, or format_html output with escaped parts
         )
     if textarea:
         return format_html(
@@ -107,7 +107,7 @@ def _fast_widget(field, css):
 
 def _attrs(attrs):
     """django/forms/widgets/attrs.html."""
-    return mark_safe(
+    return mark_safe(  # nosec B308 B703: constant markup, or format_html output with escaped parts
         "".join(
             f" {conditional_escape(name)}"
             + ("" if value is True else f'="{conditional_escape(str(value))}"')
@@ -118,7 +118,7 @@ def _attrs(attrs):
 
 
 def _label_text(field):
-    star = mark_safe('<span class="asteriskField">*</span>') if field.field.required else ""
+    star = mark_safe('<span class="asteriskField">*</span>') if field.field.required else ""  # nosec B308 B703: constant markup, or format_html output with escaped parts
     return format_html("{}{}", field.label, star)
 
 
@@ -205,11 +205,11 @@ def _file_input(field, widget, invalid):
     rendered = _attrs(attrs)
     return format_html(
         '<div{}><input type="{}" name="{}" class="{}"{}{}>{}</div>',
-        mark_safe(' class="is-invalid"') if field.errors else "",
+        mark_safe(' class="is-invalid"') if field.errors else "",  # nosec B308 B703: constant markup, or format_html output with escaped parts
         data["type"],
         data["name"],
         css,
-        mark_safe(" disabled") if field.field.disabled else "",
+        mark_safe(" disabled") if field.field.disabled else "",  # nosec B308 B703: constant markup, or format_html output with escaped parts
         rendered,
         _help_and_errors(field),
     )
