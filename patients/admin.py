@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 from django.db.models import Count, IntegerField, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Upper
 from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
@@ -68,7 +68,9 @@ class PatientAdmin(ArchivableAdmin):
     list_filter = (ArchivedFilter, "fitzpatrick_type", "sex", "scar_sites__scar_types")
     search_fields = ("last_name", "first_name", "record_number", "email", "phone")
     search_help_text = "Name, record number, date of birth (YYYY-MM-DD or DD/MM/YYYY), e-mail."
-    ordering = ("last_name", "first_name")
+    # By the expressions the search compares, so PostgreSQL searches through the trigram
+    # indexes (migration 0007) instead of walking the whole name index in list order.
+    ordering = (Upper("last_name").asc(), Upper("first_name").asc())
     readonly_fields = ("archived_at", "access_log")
     inlines = [MedicalFlagInline, AcneActivityInline, ConsentInline, ScarSiteInline]
     fieldsets = (
