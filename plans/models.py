@@ -253,7 +253,10 @@ class Plan(TimeStamped):
     target_sites = models.ManyToManyField(ScarSite, related_name="plans")
     internal_notes = models.TextField(blank=True, help_text="Staff only; not on patient reports.")
     version = models.PositiveIntegerField(default=1, editable=False)
-    history = HistoricalRecords(m2m_fields=[target_sites])
+    # History is read per record (by id), never by these: no index on them (issue 12).
+    history = HistoricalRecords(
+        m2m_fields=[target_sites], no_db_index=["patient", "clinician", "location"]
+    )
 
     class Meta:
         ordering = ["-start_date", "-id"]
@@ -427,7 +430,10 @@ class Session(TimeStamped):
     )
     notes = models.TextField("clinical notes", blank=True, help_text="Staff only.")
     version = models.PositiveIntegerField(default=1, editable=False)
-    history = HistoricalRecords()
+    # History is read per record (by id), never by these: no index on them (issue 12).
+    history = HistoricalRecords(
+        no_db_index=["plan", "patient", "clinician", "location", "room", "device"]
+    )
 
     objects = SessionQuerySet.as_manager()
 
@@ -613,7 +619,8 @@ class Assessment(TimeStamped):
     total = models.SmallIntegerField(editable=False)
     notes = models.TextField(blank=True, help_text="Staff only.")
     amended_at = models.DateTimeField(null=True, blank=True, editable=False)
-    history = HistoricalRecords()
+    # History is read per record (by id), never by these: no index on them (issue 12).
+    history = HistoricalRecords(no_db_index=["patient", "scar_site", "session", "assessor"])
 
     objects = AssessmentQuerySet.as_manager()
 
