@@ -253,7 +253,10 @@ class Plan(TimeStamped):
     target_sites = models.ManyToManyField(ScarSite, related_name="plans")
     internal_notes = models.TextField(blank=True, help_text="Staff only; not on patient reports.")
     version = models.PositiveIntegerField(default=1, editable=False)
-    history = HistoricalRecords(m2m_fields=[target_sites])
+    # History is read per record (by id), never by these: no index on them (issue 12).
+    history = HistoricalRecords(
+        m2m_fields=[target_sites], no_db_index=["patient", "clinician", "location"]
+    )
 
     class Meta:
         ordering = ["-start_date", "-id"]
@@ -384,21 +387,38 @@ class Session(TimeStamped):
         Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="sessions"
     )
     # Kept beside plan.patient so that per-patient lists filter on an indexed column.
-    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="sessions")
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="sessions", db_index=False
+    )  # indexed by session_patient_time_idx, which starts with it
     scheduled_at = models.DateTimeField("starts", validators=[validate_clinic_date])
     ends_at = models.DateTimeField("ends", validators=[validate_clinic_date])
     status = models.CharField(max_length=12, choices=Status, default=Status.SCHEDULED)
-    clinician = models.ForeignKey(
-        USER, on_delete=models.PROTECT, null=True, blank=True, related_name="sessions"
+    clinician = models.ForeignKey(  # indexed by session_clinician_time_idx
+        USER,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="sessions",
+        db_index=False,
     )
     location = models.ForeignKey(
         "clinic.Location", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
-    room = models.ForeignKey(
-        "clinic.Room", on_delete=models.PROTECT, null=True, blank=True, related_name="sessions"
+    room = models.ForeignKey(  # indexed by session_room_time_idx
+        "clinic.Room",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="sessions",
+        db_index=False,
     )
-    device = models.ForeignKey(
-        "clinic.Device", on_delete=models.PROTECT, null=True, blank=True, related_name="sessions"
+    device = models.ForeignKey(  # indexed by session_device_time_idx
+        "clinic.Device",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="sessions",
+        db_index=False,
     )
     # A manager's reason for booking outside opening or working hours (never for a clash).
     booking_override = models.TextField(blank=True)
@@ -410,7 +430,10 @@ class Session(TimeStamped):
     )
     notes = models.TextField("clinical notes", blank=True, help_text="Staff only.")
     version = models.PositiveIntegerField(default=1, editable=False)
-    history = HistoricalRecords()
+    # History is read per record (by id), never by these: no index on them (issue 12).
+    history = HistoricalRecords(
+        no_db_index=["plan", "patient", "clinician", "location", "room", "device"]
+    )
 
     objects = SessionQuerySet.as_manager()
 
@@ -418,8 +441,8 @@ class Session(TimeStamped):
         ordering = ["scheduled_at", "id"]
         indexes = [
             models.Index(fields=["status", "scheduled_at"], name="session_status_time_idx"),
-            # Admin and report lists order all sessions by date.
-            models.Index(fields=["scheduled_at"], name="session_time_idx"),
+            # Admin and report lists order all sessions by date (the admin adds the id).
+            models.Index(fields=["scheduled_at", "id"], name="session_time_idx"),
             models.Index(fields=["patient", "scheduled_at"], name="session_patient_time_idx"),
             models.Index(fields=["clinician", "scheduled_at"], name="session_clinician_time_idx"),
             models.Index(fields=["room", "scheduled_at"], name="session_room_time_idx"),
@@ -573,10 +596,21 @@ class Assessment(TimeStamped):
     stored so that reports can filter and aggregate it in the database.
     """
 
-    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="assessments")
-    scar_site = models.ForeignKey(ScarSite, on_delete=models.PROTECT, related_name="assessments")
+    # patient, scar_site and session need no index of their own: assessment_patient_day_idx,
+    # assessment_series_idx and the one-score unique constraint each start with one of them.
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="assessments", db_index=False
+    )
+    scar_site = models.ForeignKey(
+        ScarSite, on_delete=models.PROTECT, related_name="assessments", db_index=False
+    )
     session = models.ForeignKey(
-        Session, on_delete=models.PROTECT, null=True, blank=True, related_name="assessments"
+        Session,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="assessments",
+        db_index=False,
     )
     instrument = models.CharField(max_length=20, choices=scales.CHOICES)
     assessed_on = models.DateField(default=timezone.localdate, validators=[validate_clinic_date])
@@ -585,7 +619,8 @@ class Assessment(TimeStamped):
     total = models.SmallIntegerField(editable=False)
     notes = models.TextField(blank=True, help_text="Staff only.")
     amended_at = models.DateTimeField(null=True, blank=True, editable=False)
-    history = HistoricalRecords()
+    # History is read per record (by id), never by these: no index on them (issue 12).
+    history = HistoricalRecords(no_db_index=["patient", "scar_site", "session", "assessor"])
 
     objects = AssessmentQuerySet.as_manager()
 
