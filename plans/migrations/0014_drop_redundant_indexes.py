@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("clinic", "0004_appointment_book_resources"),
         ("patients", "0007_search_indexes"),
-        ("plans", "0012_plan_start_date_index"),
+        ("plans", "0013_plan_start_date_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

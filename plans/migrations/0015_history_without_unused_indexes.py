@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("clinic", "0004_appointment_book_resources"),
         ("patients", "0007_search_indexes"),
-        ("plans", "0013_drop_redundant_indexes"),
+        ("plans", "0014_drop_redundant_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
