@@ -4,11 +4,12 @@
 diary, the courses' parameters, the scores). That is about 1,700 sessions a second, which
 makes a 136,000-patient chain (a million sessions) take ten minutes. For a chain, the command
 builds the first patients in Python as usual and then copies the first UNIT of them, with
-everything they own, as further units of the chain: each copy has its own clinicians (with
-the same working weeks), rooms and devices at the same sites, its own patients (new record
-numbers and names) and their consents, flags, scar sites, plans, sessions, scores, adverse
-events, photos, amendments and history rows, exactly as the originals but for those. So the
-chain has the demo's every story, plan state and rule, once per unit, and no two of its
+everything they own, as further units of the chain: each copy has its own sites (the demo's
+two, with their opening hours, rooms and devices), its own clinicians (with the same working
+weeks), its own patients (new record numbers and names) and their consents, flags, scar
+sites, plans, sessions, scores, adverse events, photos, amendments and history rows,
+exactly as the originals but for those. So the chain has the demo's every story, plan state
+and rule, once per unit, and no two of its
 visits overlap for a clinician, room, device or patient (the exclusion constraints check
 every copied row).
 
@@ -29,7 +30,7 @@ from simple_history.exceptions import NotHistoricalModelError
 from simple_history.utils import get_history_manager_for_model
 
 from clinic import bulkload
-from clinic.models import Absence, Device, Room, WorkingPattern
+from clinic.models import Absence, Device, Location, OpeningHours, Room, WorkingPattern
 from clinic.roles import CLINICIAN
 from patients.demo import (
     DEMO_DIGITS,
@@ -191,8 +192,9 @@ def _history_m2m(model, history):
 
 
 def _copy_staff(cursor, copies, manager, counts):
-    """For each copy: a clinician per demo clinician (same week, same leave), a room per
-    room and a device per device at the same site. Returns the temporary map tables'
+    """For each copy: a site per demo site (same opening hours, "Harbour Clinic 2"), and
+    there a room per room, a device per device, and a clinician per demo clinician (same
+    week, same leave). Returns the temporary map tables'
     names by related model."""
     User = get_user_model()
     group = Group.objects.get(name=CLINICIAN)
@@ -201,6 +203,8 @@ def _copy_staff(cursor, copies, manager, counts):
     )
     patterns = list(WorkingPattern.objects.order_by("pk"))
     absences = list(Absence.objects.order_by("pk"))
+    sites = list(Location.objects.order_by("pk"))
+    hours = list(OpeningHours.objects.order_by("pk"))
     rooms = list(Room.objects.order_by("pk"))
     devices = list(Device.objects.order_by("pk"))
     users, user_map = [], []
@@ -218,8 +222,30 @@ def _copy_staff(cursor, copies, manager, counts):
     bulk_insert_with_m2m(
         User, users, "groups", [(user, group.pk) for user in users], user=manager, counts=counts
     )
+    new_sites = [
+        (k, site, Location(name=f"{site.name} {k + 1}", address=site.address, phone=site.phone))
+        for k in range(1, copies + 1)
+        for site in sites
+    ]
+    bulk_insert(Location, [s for _, _, s in new_sites], user=manager, counts=counts)
+    site_of = {(k, old.pk): new.pk for k, old, new in new_sites}
+    bulk_insert(
+        OpeningHours,
+        [
+            OpeningHours(
+                location_id=site_of[k, h.location_id],
+                weekday=h.weekday,
+                starts=h.starts,
+                ends=h.ends,
+            )
+            for k in range(1, copies + 1)
+            for h in hours
+        ],
+        user=manager,
+        counts=counts,
+    )
     new_rooms = [
-        (k, room, Room(location_id=room.location_id, name=f"{room.name} · unit {k + 1}"))
+        (k, room, Room(location_id=site_of[k, room.location_id], name=room.name))
         for k in range(1, copies + 1)
         for room in rooms
     ]
@@ -228,9 +254,7 @@ def _copy_staff(cursor, copies, manager, counts):
             k,
             device,
             Device(
-                location_id=device.location_id,
-                kind_id=device.kind_id,
-                name=f"{device.name} · unit {k + 1}",
+                location_id=site_of[k, device.location_id], kind_id=device.kind_id, name=device.name
             ),
         )
         for k in range(1, copies + 1)
@@ -244,7 +268,7 @@ def _copy_staff(cursor, copies, manager, counts):
         [
             WorkingPattern(
                 clinician_id=twin[k, p.clinician_id].pk,
-                location_id=p.location_id,
+                location_id=site_of[k, p.location_id],
                 weekday=p.weekday,
                 starts=p.starts,
                 ends=p.ends,
@@ -274,6 +298,7 @@ def _copy_staff(cursor, copies, manager, counts):
     maps = {}
     for model, pairs in (
         (User, [(k, old.pk, new.pk) for k, old, new in user_map]),
+        (Location, [(k, old.pk, new.pk) for k, old, new in new_sites]),
         (Room, [(k, old.pk, new.pk) for k, old, new in new_rooms]),
         (Device, [(k, old.pk, new.pk) for k, old, new in new_devices]),
     ):

@@ -857,7 +857,8 @@ def test_a_chain_sized_postgresql_load_copies_whole_units_with_their_own_staff(
     settings, monkeypatch
 ):
     """Past two units, PostgreSQL builds the first patients and copies the first UNIT of
-    them with all they own (plans/demo_scale.py): here 30 built + 2 copies of 20."""
+    them with all they own, at sites of their own (plans/demo_scale.py): here 30 built + 2
+    copies of 20."""
     from django.db import connection
 
     from plans import demo_scale
@@ -904,6 +905,9 @@ def test_a_chain_sized_postgresql_load_copies_whole_units_with_their_own_staff(
         assert not set(unit_sessions.exclude(room=None).values_list("room", flat=True)) & set(
             copied.exclude(room=None).values_list("room", flat=True)
         )
+        assert not set(unit_sessions.values_list("location", flat=True)) & set(
+            copied.values_list("location", flat=True)
+        )
         names = set(copy.values_list("first_name", "last_name"))
         assert len(names - set(original.values_list("first_name", "last_name"))) >= 15
     # Every copied clinician works the week of the one they copy.
@@ -913,6 +917,10 @@ def test_a_chain_sized_postgresql_load_copies_whole_units_with_their_own_staff(
     assert copied_clinicians and all(
         WorkingPattern.objects.filter(clinician=pk).exists() for pk in copied_clinicians
     )
+    # Each copy has the demo's two sites, with their opening hours, rooms and devices.
+    assert Location.objects.count() == 6
+    for site in Location.objects.all():
+        assert site.opening_hours.exists() and site.rooms.exists(), site
     # History: one '+' row per row, the copies' too, and the M2M history of each copy.
     manager = get_user_model().objects.get(username="manager")
     for model in (Patient, ScarSite, Plan, Course, Session, SessionTreatment, Assessment):
