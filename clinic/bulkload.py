@@ -7,7 +7,8 @@ value of each row in Python. The writes here give the database the same rows:
 
 - ids are taken from the table's own sequence (one `nextval` per row, in object order, as
   bulk_create would), so objects have their pk afterwards and later rows can point at them;
-- values are the model fields' own database values (`get_db_prep_save`), written with COPY;
+- values are written with COPY as psycopg adapts them, or as the field prepares them
+  (`get_db_prep_save`) for JSON, file and decimal fields;
 - history rows are copied from the rows just written, with history_type '+', the given
   history user and one history_date, as bulk_create_with_history writes them.
 
@@ -56,9 +57,8 @@ def _converters(fields):
                 setattr(obj, field.attname, now)
                 return now
 
-        elif isinstance(
-            field, (models.JSONField, models.FileField)
-        ) or field.get_internal_type() in ("DecimalField",):
+        elif isinstance(field, (models.JSONField, models.FileField, models.DecimalField)):
+            # Values psycopg cannot write as they are: the field's own database value.
 
             def value(obj, field=field):
                 return field.get_db_prep_save(getattr(obj, field.attname), connection)
@@ -186,8 +186,8 @@ def indexes_built_after(models, stdout=None):
     afterwards one join, an exclusion constraint (no double booking) one index build that
     checks every row. Primary keys stay (the history copy looks rows up by id). A re-added
     constraint has the same columns, operators and condition; PostgreSQL may print the
-    condition in another but equal form. Tables
-    that already hold rows keep everything: this is for a fresh database. ANALYZE at the end
+    condition in another but equal form. Tables that already hold rows keep everything: this
+    is for a fresh database. ANALYZE at the end
     gives the planner the new tables' statistics. Elsewhere than PostgreSQL: only the
     transaction."""
     if not available():

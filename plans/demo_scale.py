@@ -26,7 +26,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.db import connection
-from simple_history.exceptions import NotHistoricalModelError
 from simple_history.utils import get_history_manager_for_model
 
 from clinic import bulkload
@@ -40,6 +39,7 @@ from patients.demo import (
     _ascii,
     bulk_insert,
     bulk_insert_with_m2m,
+    has_history,
 )
 from patients.models import AcneActivity, Consent, MedicalFlag, Patient, ScarSite
 from plans.models import (
@@ -176,10 +176,8 @@ def replicate(*, copies, built, users, stdout):
 
 
 def _history(model):
-    try:
-        return get_history_manager_for_model(model).model
-    except NotHistoricalModelError:  # an M2M through table has no history of its own
-        return None
+    """The history model of `model`, or None (an M2M through table has none of its own)."""
+    return get_history_manager_for_model(model).model if has_history(model) else None
 
 
 def _history_m2m(model, history):
