@@ -19,6 +19,7 @@ from clinic.models import (
     Closure,
     Device,
     DeviceKind,
+    Letterhead,
     Location,
     OpeningHours,
     Room,
@@ -117,6 +118,17 @@ class LocationAdmin(SetupAdmin):
     list_filter = ("is_active",)
     search_fields = ("name",)
     inlines = [OpeningHoursInline, RoomInline, DeviceInline]
+
+
+@admin.register(Letterhead)
+class LetterheadAdmin(SetupAdmin):
+    list_display = ("clinic_name", "location", "phone", "email")
+    list_select_related = ("location",)
+    fieldsets = (
+        (None, {"fields": ("location", "clinic_name", "logo")}),
+        ("Contacts", {"fields": ("address", "phone", "email", "website")}),
+        ("Foot of each page", {"fields": ("footer",)}),
+    )
 
 
 @admin.register(Closure)

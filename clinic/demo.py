@@ -27,6 +27,7 @@ from clinic.models import (
     Closure,
     Device,
     DeviceKind,
+    Letterhead,
     Location,
     OpeningHours,
     Room,
@@ -68,6 +69,12 @@ NORTHGATE = Site(
     (("cryotherapy_unit", "CryoPro 2"),),
 )
 SITES = (HARBOUR, NORTHGATE)
+CLINIC_NAME = "Exampleton Skin & Scar Clinic"
+CLINIC_EMAIL = "appointments@clinic.example.org"
+LETTERHEAD_FOOTER = (
+    "A synthetic demo clinic. Questions about your treatment? Call the site where you are "
+    "treated; in an emergency call 999."
+)
 DEVICE_KIND_NAMES = {"pulsed_dye_laser": "Pulsed-dye laser", "cryotherapy_unit": "Cryotherapy unit"}
 
 # The clinicians besides the demo login `clinician` (plans/demo.py gives them plans).
@@ -127,6 +134,22 @@ def seed(*, patients, rng, users, stdout):
             )
         for name in site.rooms:
             added += _created(Room, {"location": location, "name": name}, {}, manager)
+    # The clinic's letterhead (Harbour Street's contacts) and Northgate's own.
+    for location in (None, locations[NORTHGATE]):
+        site = NORTHGATE if location else HARBOUR
+        added += _created(
+            Letterhead,
+            {"location": location},
+            {
+                "clinic_name": CLINIC_NAME if location is None else f"{CLINIC_NAME}, {site.name}",
+                "address": site.address,
+                "phone": site.phone,
+                "email": CLINIC_EMAIL,
+                "website": "clinic.example.org",
+                "footer": LETTERHEAD_FOOTER,
+            },
+            manager,
+        )
     kinds = {
         code: DeviceKind.objects.get_or_create(code=code, defaults={"name": name})[0]
         for code, name in DEVICE_KIND_NAMES.items()

@@ -5,6 +5,7 @@ from django.db import models
 from simple_history import register
 from simple_history.models import HistoricalRecords
 
+from clinic.uploads import JPEG, PNG, WEBP, UploadCheck, random_name
 from clinic.validators import validate_clinic_date
 
 
@@ -102,6 +103,93 @@ class Location(TimeStamped):
 
     def __str__(self):
         return self.name
+
+
+def letterhead_logo_upload_to(letterhead, filename):
+    return random_name("letterhead", filename)
+
+
+class Letterhead(TimeStamped):
+    """What heads a document handed to a patient: the clinic's name, logo and contacts.
+
+    One row without a location is the clinic's own; a location may have its own row, used for
+    its patients' documents (a chain's sites differ in address and phone).
+    """
+
+    location = models.OneToOneField(
+        Location,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="letterhead",
+        help_text="Empty: the clinic's letterhead, used wherever a site has none of its own.",
+    )
+    clinic_name = models.CharField(max_length=120)
+    logo = models.ImageField(
+        upload_to=letterhead_logo_upload_to,
+        blank=True,
+        validators=[UploadCheck((JPEG, PNG, WEBP), "PHOTO_MAX_BYTES", "logo")],
+        help_text="PNG, JPEG or WebP; printed at most 2.5 cm high.",
+    )
+    address = models.TextField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    email = models.EmailField("e-mail", blank=True)
+    website = models.CharField(max_length=120, blank=True)
+    footer = models.TextField(
+        "footer text",
+        blank=True,
+        help_text="Printed at the foot of each page, e.g. registration or opening hours.",
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["location__name"]
+        constraints = [
+            # At most one clinic-wide letterhead: a unique index on a constant over the rows
+            # without a site.
+            models.UniqueConstraint(
+                models.Value(1),
+                condition=models.Q(location__isnull=True),
+                name="one_clinic_wide_letterhead",
+                violation_error_message=(
+                    "The clinic already has a letterhead without a site: edit that one, or "
+                    "choose the site this one is for."
+                ),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.clinic_name} ({self.location})" if self.location_id else self.clinic_name
+
+    def save(self, *args, **kwargs):
+        from clinic.uploads import is_new_upload, reencode_image
+
+        if is_new_upload(self.logo):
+            self.logo = reencode_image(self.logo, max_side=600)
+        super().save(*args, **kwargs)
+
+    @property
+    def contact_line(self):
+        return " · ".join(x for x in (self.phone, self.email, self.website) if x)
+
+    def logo_data_uri(self):
+        """The logo inline (documents are laid out without a request), or '' without one."""
+        if not self.logo:
+            return ""
+        from clinic.uploads import image_data_uri
+
+        return image_data_uri(self.logo, max_side=600)
+
+    @classmethod
+    def for_location(cls, location_id):
+        """The site's own letterhead, else the clinic's, else an unsaved one naming nothing."""
+        rows = {
+            row.location_id: row
+            for row in cls.objects.filter(
+                models.Q(location_id=location_id) | models.Q(location__isnull=True)
+            )
+        }
+        return rows.get(location_id) or rows.get(None) or cls(clinic_name="")
 
 
 def _span_ends_after_start(prefix):

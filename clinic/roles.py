@@ -66,6 +66,7 @@ _MANAGER = (
     | _perms("plans", "treatmentparameter", _VIEW_ADD_CHANGE)
     | _perms("plans", "safetyrulesetting", _VIEW_ADD_CHANGE)
     | _perms("plans", "visittype", _VIEW_ADD_CHANGE)
+    | _perms("clinic", "letterhead", _VIEW_ADD_CHANGE)  # what heads the patient's documents
     | {f"clinic.{a}_{model}" for model in _DIARY_SETUP + _DIARY_STAFF for a in _VIEW_ADD_CHANGE}
     # Accounts and logins (issue 11.7): "change" grants only the admin's Unlock and Reset
     # authenticator actions; every field of these records is read-only to a manager.

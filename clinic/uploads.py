@@ -6,7 +6,9 @@ it. Stored files get random names and are handed out only as the whitelisted typ
 a sandbox policy, so that nothing uploaded can ever run as a page of this site.
 """
 
+import base64
 import io
+import logging
 import uuid
 import warnings
 from pathlib import PurePath
@@ -18,6 +20,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import FileResponse
 from django.utils.deconstruct import deconstructible
+
+logger = logging.getLogger(__name__)
 
 PDF, JPEG, PNG, WEBP = "pdf", "jpeg", "png", "webp"
 CONTENT_TYPES = {
@@ -194,6 +198,25 @@ def thumbnail_bytes(file, max_side) -> tuple[str, bytes]:
     out = io.BytesIO()
     image.convert("RGB").save(out, format="JPEG", quality=85)
     return CONTENT_TYPES[JPEG], out.getvalue()
+
+
+def image_data_uri(field_file, max_side) -> str:
+    """A PNG copy no larger than max_side as a data: URL ('' if the file cannot be read).
+
+    PNG keeps a logo's transparency, which a JPEG copy would turn black.
+    """
+    from PIL import ImageOps
+
+    try:
+        with field_file.open("rb") as handle:
+            image = ImageOps.exif_transpose(open_image(handle))
+            image.thumbnail((max_side, max_side))
+            out = io.BytesIO()
+            image.save(out, format="PNG")
+    except Exception:  # a damaged file must not take a document down
+        logger.warning("Image %s unreadable", field_file.name, exc_info=True)
+        return ""
+    return f"data:image/png;base64,{base64.b64encode(out.getvalue()).decode()}"
 
 
 def private_file_response(field_file, *, download_name, inline_images=False):

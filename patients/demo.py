@@ -125,6 +125,8 @@ class PatientSpec:
     marketing_withdrawn: date | None = None
     phone: bool = True
     email: bool = True
+    # E-mail appointment reminders: None lets the demo decide, True/False fixes it.
+    reminders: bool | None = None
     address: bool = True
     medications: str = ""
     allergies: str = ""
@@ -719,6 +721,10 @@ def _insert(specs, numbers, rng, scar_types, clinician, manager, counts):
                     withdrawn_on=spec.photography_withdrawn,
                 )
             )
+        if spec.email and spec.reminders is not False and (spec.reminders or n % 5):
+            # Four in five patients with an e-mail address agreed to reminders (no draw from
+            # the random stream, which the rest of the demo depends on).
+            consents.append(Consent(patient=patient, kind="reminders", signed_on=signed))
         if spec.marketing:
             consents.append(
                 Consent(

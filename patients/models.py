@@ -278,6 +278,7 @@ class Consent(TimeStamped):
         TREATMENT = "treatment", "Treatment"
         CLINICAL_PHOTOGRAPHY = "clinical_photography", "Clinical photography"
         MARKETING_PHOTOGRAPHY = "marketing_photography", "Marketing photography"
+        REMINDERS = "reminders", "E-mail appointment reminders"
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="consents")
     kind = models.CharField(max_length=24, choices=Kind)

@@ -52,6 +52,8 @@ class TreatmentParameterInline(NoDeleteInline, admin.TabularInline):
         "max_value",
         "choices",
         "required",
+        "patient_wording",
+        "patient_values",
     )
 
 
@@ -90,6 +92,20 @@ class TreatmentAdmin(ClinicalAdmin):
             },
         ),
         ("Text", {"fields": ("description", "staff_notes")}),
+        (
+            "For patients",
+            {
+                "description": "Plain words on the patient's report, aftercare sheet and "
+                "reminders. No citations or internal titles.",
+                "fields": (
+                    "patient_name",
+                    "patient_description",
+                    "preparation_advice",
+                    "aftercare_advice",
+                    "home_care_advice",
+                ),
+            },
+        ),
     )
 
     def get_queryset(self, request):

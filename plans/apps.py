@@ -4,10 +4,17 @@ from django.db.models.signals import post_migrate
 
 
 def _restore_catalogue(sender, apps=None, **kwargs):
-    from plans.catalogue import ensure_appointment_defaults, ensure_catalogue, ensure_visit_types
+    from plans.catalogue import (
+        ensure_appointment_defaults,
+        ensure_catalogue,
+        ensure_patient_texts,
+        ensure_visit_types,
+    )
 
     apps = apps or global_apps
-    ensure_appointment_defaults(apps, ensure_catalogue(apps))
+    created = ensure_catalogue(apps)
+    ensure_appointment_defaults(apps, created)
+    ensure_patient_texts(apps, created)
     ensure_visit_types(apps)
 
 

@@ -279,3 +279,142 @@ def ensure_catalogue(apps):
             rule=rule, defaults={"action": action, "window": window}
         )
     return created_codes
+
+
+# What patients read about each treatment (issue 13): plain words, no citations. From the
+# seed (treat active acne first; never lemon juice or baking soda; at-home acids as
+# instructed) and DOMAIN.md's "Advice patients are given"; the manager edits them.
+NEVER_LEMON = "Never put lemon juice or baking soda on your skin: they dry and damage it."
+SUN = (
+    "Protect the treated skin from the sun: a broad-spectrum sunscreen (SPF 30 or more) every day."
+)
+PATIENT_TEXT = {
+    "aha": {
+        "patient_name": "Alpha hydroxy acid (AHA) product at home",
+        "patient_description": "A skin-care product that gently removes the top layer of dead "
+        "skin, so that marks and rough patches look less noticeable.",
+        "preparation_advice": "",
+        "aftercare_advice": "",
+        "home_care_advice": "Use the product as your clinician showed you, usually once a day.\n"
+        "Stop and call us if your skin stings, burns or peels a lot.\n"
+        f"{SUN}\n{NEVER_LEMON}",
+    },
+    "lactic_acid": {
+        "patient_name": "Lactic acid product at home",
+        "patient_description": "A mild acid product that can even out skin texture and lighten "
+        "marks.",
+        "preparation_advice": "",
+        "aftercare_advice": "",
+        "home_care_advice": "Use the product as instructed, starting slowly.\n"
+        "Stop and call us if your skin becomes red or sore.\n"
+        f"{SUN}\n{NEVER_LEMON}",
+    },
+    "salicylic_acid": {
+        "patient_name": "Salicylic acid spot treatment at home",
+        "patient_description": "A product that unclogs pores and calms swelling; used on small "
+        "areas because it can dry the skin.",
+        "preparation_advice": "",
+        "aftercare_advice": "",
+        "home_care_advice": "Apply only to the areas we agreed, as a spot treatment.\n"
+        "It can dry and irritate the skin: use a plain moisturiser, and stop if it stings.\n"
+        f"{NEVER_LEMON}",
+    },
+    "pulsed_dye_laser": {
+        "patient_name": "Laser treatment for red, raised scars (pulsed-dye laser)",
+        "patient_description": "Pulses of laser light calm the blood vessels in a raised scar, so "
+        "that it becomes flatter, softer and less red.",
+        "preparation_advice": "Come with clean skin: no make-up, cream or fake tan on the area.\n"
+        "Avoid sunbathing and tanning in the 4 weeks before.\n"
+        "Tell us if you have had cold sores, started new medicines or could be pregnant.",
+        "aftercare_advice": "Bruising or redness for a few days is expected.\n"
+        "Cool the area with a clean cold pack wrapped in cloth if it feels hot.\n"
+        "Do not pick or rub the treated skin.\n"
+        f"{SUN}",
+        "home_care_advice": f"Use a gentle cleanser and moisturiser.\n{NEVER_LEMON}",
+    },
+    "cryotherapy": {
+        "patient_name": "Cryotherapy (freezing)",
+        "patient_description": "The scar is frozen for a few seconds at a time, so that the extra "
+        "scar tissue shrinks. It often takes several visits.",
+        "preparation_advice": "Come with clean skin on the area to be treated.\n"
+        "Tell us if you have started new medicines.",
+        "aftercare_advice": "A blister may form within a day: leave it alone, do not pop it.\n"
+        "Keep the area clean and dry; cover it with a plain dressing if it rubs.\n"
+        "Call us if the area becomes hot, swollen, very painful or weeps.",
+        "home_care_advice": f"Do not pick scabs.\n{SUN}\n{NEVER_LEMON}",
+    },
+    "chemical_peel": {
+        "patient_name": "Chemical peel",
+        "patient_description": "A solution applied by your clinician removes the top layers of "
+        "skin, so that smoother skin grows in their place.",
+        "preparation_advice": "Treat any active spots first: tell us if you have a breakout.\n"
+        "Stop retinoid creams (such as tretinoin or adapalene) 3 to 5 days before.\n"
+        "No waxing, scrubs or hair removal on the area in the week before.",
+        "aftercare_advice": "Wash with a gentle cleanser and lukewarm water only.\n"
+        "Use a plain moisturiser several times a day.\n"
+        "Do not pick or peel flaking skin, and no scrubs.\n"
+        f"{SUN}",
+        "home_care_advice": f"Restart retinoid creams only when we say.\n{NEVER_LEMON}",
+    },
+    "microneedling": {
+        "patient_name": "Microneedling",
+        "patient_description": "Very fine needles make tiny channels in the skin, which prompts "
+        "it to make new collagen and fill out sunken scars.",
+        "preparation_advice": "Treat any active spots first: tell us if you have a breakout.\n"
+        "Stop retinoid creams 3 to 5 days before.\n"
+        "Numbing cream may be put on when you arrive: allow an extra 30 minutes.",
+        "aftercare_advice": "Redness like mild sunburn for a day or two is expected.\n"
+        "No make-up for about a day.\n"
+        "Gentle cleanser and plain moisturiser only; no acids or scrubs for a week.\n"
+        f"Do not pick or scratch.\n{SUN}",
+        "home_care_advice": f"{NEVER_LEMON}",
+    },
+}
+
+# code: {parameter: (wording for patients with {value}, plain words for choice values)}
+PARAMETER_WORDING = {
+    "aha": {"product": ("{value}", ""), "concentration": ("{value}% strength", "")},
+    "lactic_acid": {"concentration": ("{value}% strength", "")},
+    "salicylic_acid": {
+        "concentration": ("{value}% strength", ""),
+        "area": ("used on: {value}", ""),
+    },
+    "cryotherapy": {"cycles": ("{value} freeze cycles", "")},
+    "chemical_peel": {
+        "agent": (
+            "{value}",
+            "glycolic = glycolic acid\nsalicylic = salicylic acid\nlactic = lactic acid\n"
+            "mandelic = mandelic acid\ntca = trichloroacetic acid (TCA)\n"
+            "jessner = Jessner's solution\nmix = a mix of acids",
+        ),
+        "layers": ("{value} layers", ""),
+    },
+    "microneedling": {"needle_depth": ("needles {value} mm deep", "")},
+}
+
+
+def ensure_patient_texts(apps, codes):
+    """Fill the patient wording and advice of the catalogue treatments `codes` where still
+    empty: for treatments just created, and once by migration for existing ones (a manager's
+    text is never overwritten)."""
+    Treatment = apps.get_model("plans", "Treatment")
+    TreatmentParameter = apps.get_model("plans", "TreatmentParameter")
+    codes = set(codes) & PATIENT_TEXT.keys()
+    for treatment in Treatment.objects.filter(code__in=codes):
+        changed = [
+            name
+            for name, text in PATIENT_TEXT[treatment.code].items()
+            if text and not getattr(treatment, name)
+        ]
+        for name in changed:
+            setattr(treatment, name, PATIENT_TEXT[treatment.code][name])
+        if changed:
+            treatment.save(update_fields=changed)
+    for code, wordings in PARAMETER_WORDING.items():
+        if code not in codes:
+            continue
+        for parameter in TreatmentParameter.objects.filter(
+            treatment__code=code, code__in=wordings, patient_wording=""
+        ):
+            parameter.patient_wording, parameter.patient_values = wordings[parameter.code]
+            parameter.save(update_fields=["patient_wording", "patient_values"])

@@ -78,6 +78,34 @@ class Treatment(TimeStamped):
     staff_notes = models.TextField(
         blank=True, help_text="Shown to staff when they choose this treatment."
     )
+    # What a patient reads: on their copy of the report, an aftercare sheet, a reminder.
+    patient_name = models.CharField(
+        "name for patients",
+        max_length=120,
+        blank=True,
+        help_text="Plain words on the patient's documents, e.g. 'Cryotherapy (freezing)'. "
+        "Empty: the name above.",
+    )
+    patient_description = models.TextField(
+        "what it is, for patients",
+        blank=True,
+        help_text="One or two sentences in plain words; no citations.",
+    )
+    preparation_advice = models.TextField(
+        "before the visit",
+        blank=True,
+        help_text="What the patient does before a visit; sent with reminders.",
+    )
+    aftercare_advice = models.TextField(
+        "aftercare",
+        blank=True,
+        help_text="What the patient does in the days after a visit; one point per line.",
+    )
+    home_care_advice = models.TextField(
+        "home care",
+        blank=True,
+        help_text="Everyday care at home during the course; one point per line.",
+    )
     is_active = models.BooleanField(default=True, help_text="Untick to retire it from new plans.")
     duration_minutes = models.PositiveSmallIntegerField(
         "appointment length (minutes)",
@@ -121,6 +149,10 @@ class Treatment(TimeStamped):
     def in_office(self):
         return self.setting == self.Setting.IN_OFFICE
 
+    @property
+    def name_for_patients(self):
+        return self.patient_name or self.name
+
     def facts(self):
         """What the safety rules need to know about this treatment."""
         return safety.TreatmentFacts(
@@ -156,6 +188,19 @@ class TreatmentParameter(models.Model):
     )
     required = models.BooleanField(default=True)
     order = models.PositiveSmallIntegerField(default=0)
+    patient_wording = models.CharField(
+        "wording for patients",
+        max_length=120,
+        blank=True,
+        help_text="How the patient's copy says it, with {value} for the value, e.g. "
+        "'{value} freeze cycles'. Empty: not shown to patients.",
+    )
+    patient_values = models.TextField(
+        "values in plain words",
+        blank=True,
+        help_text="For a choice: one 'value = words' per line, e.g. 'tca = trichloroacetic "
+        "acid (TCA)'. A value not listed is shown as it is.",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -182,7 +227,28 @@ class TreatmentParameter(models.Model):
     def choice_list(self):
         return [c.strip() for c in self.choices.split(",") if c.strip()]
 
+    def plain_values(self):
+        """{value: plain words} from patient_values (lines 'value = words')."""
+        pairs = (line.split("=", 1) for line in self.patient_values.splitlines() if "=" in line)
+        return {k.strip(): v.strip() for k, v in pairs if k.strip() and v.strip()}
+
+    def for_patients(self, value):
+        """The patient's wording of a logged value, or '' when patients are not shown it."""
+        if not self.patient_wording or value in (None, ""):
+            return ""
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        words = self.plain_values().get(str(value), str(value))
+        return self.patient_wording.replace("{value}", words)
+
     def clean(self):
+        if self.patient_wording and "{value}" not in self.patient_wording:
+            raise ValidationError(
+                {
+                    "patient_wording": "Put {value} where the value goes, "
+                    "e.g. '{value} freeze cycles'."
+                }
+            )
         if self.kind == self.Kind.CHOICE and not self.choice_list:
             raise ValidationError({"choices": "A choice parameter needs its allowed values."})
         if self.kind != self.Kind.NUMBER and (
