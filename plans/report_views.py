@@ -28,8 +28,9 @@ private = cache_control(private=True, no_store=True)
 PDF_CACHE_SECONDS = 24 * 3600
 
 
-def _report_context(request, patient, plan=None, *, pdf=False):
-    staff = request.GET.get("copy") != "patient"
+def _report_context(request, patient, plan=None, *, pdf=False, staff=None):
+    if staff is None:
+        staff = request.GET.get("copy") != "patient"
     report = reports.build_report(patient, plan=plan, staff=staff, embed_photos=pdf)
     return {
         "report": report,
@@ -49,6 +50,14 @@ def _pdf_response(request, context, filename):
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["X-Render-Seconds"] = f"{time.monotonic() - started:.2f}"
     return response
+
+
+def patient_copy_pdf(patient, plan=None, *, request=None):
+    """(file name, PDF bytes) of the patient's own copy: what is handed over, e-mailed or
+    opened by a patient's link. `request` is optional (a management command has none)."""
+    context = _report_context(request, patient, plan, pdf=True, staff=False)
+    html = render_to_string("reports/report_pdf.html", context, request=request)
+    return _filename(patient, plan, "patient"), _cached_pdf(patient.pk, html)
 
 
 def _cached_pdf(patient_pk, html):
