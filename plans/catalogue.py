@@ -387,7 +387,7 @@ PARAMETER_WORDING = {
             "mandelic = mandelic acid\ntca = trichloroacetic acid (TCA)\n"
             "jessner = Jessner's solution\nmix = a mix of acids",
         ),
-        "layers": ("{value} layers", ""),
+        "layers": ("layers: {value}", ""),
     },
     "microneedling": {"needle_depth": ("needles {value} mm deep", "")},
 }

@@ -5,7 +5,9 @@ from dataclasses import dataclass
 from datetime import date
 from html import escape
 
-WIDTH, HEIGHT = 560, 220
+# 13-unit text on a 440-unit width prints at 8.4 pt when the chart is 100 mm wide (report.css).
+WIDTH, HEIGHT = 440, 180
+FONT = 13
 LEFT, RIGHT, TOP, BOTTOM = 44, 16, 16, 34
 
 
@@ -80,12 +82,12 @@ def trend_chart(
         parts.append(
             f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{ty:.1f}" y2="{ty:.1f}" '
             'stroke="#ddd" stroke-width="1"/>'
-            f'<text x="{LEFT - 6}" y="{ty + 4:.1f}" text-anchor="end" font-size="11" '
+            f'<text x="{LEFT - 6}" y="{ty + 4:.1f}" text-anchor="end" font-size="{FONT}" '
             f'fill="#555">{_number(tick)}</text>'
         )
     better = "lower is better" if lower_is_better else "higher is better"
     parts.append(
-        f'<text x="{LEFT}" y="{HEIGHT - 4}" font-size="11" fill="#555">{escape(better)}</text>'
+        f'<text x="{LEFT}" y="{HEIGHT - 4}" font-size="{FONT}" fill="#555">{escape(better)}</text>'
     )
     for day in sorted(set(markers)):
         mx = x(day)
@@ -99,7 +101,7 @@ def trend_chart(
         if first == last:
             anchor = "middle"
         parts.append(
-            f'<text x="{x(day):.1f}" y="{HEIGHT - BOTTOM + 14}" font-size="11" fill="#555" '
+            f'<text x="{x(day):.1f}" y="{HEIGHT - BOTTOM + 14}" font-size="{FONT}" fill="#555" '
             f'text-anchor="{anchor}">{day:%d %b %Y}</text>'
         )
     if len(points) > 1:

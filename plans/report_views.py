@@ -21,6 +21,7 @@ from patients.models import RecordAccess, ScarType
 from patients.views import get_patient
 from plans import charts, reports, scales
 from plans.models import Assessment, Plan, Session, Treatment
+from plans.patient_copy import build_patient_copy
 
 private = cache_control(private=True, no_store=True)
 
@@ -34,6 +35,7 @@ def _report_context(request, patient, plan=None, *, pdf=False, staff=None):
     report = reports.build_report(patient, plan=plan, staff=staff, embed_photos=pdf)
     return {
         "report": report,
+        "pc": None if staff else build_patient_copy(report),
         "patient": patient,
         "plan": plan,
         "staff": staff,
@@ -82,7 +84,9 @@ def render_pdf(html):
 
     # Photos are embedded as data: URLs; nothing else is ever fetched, from anywhere.
     fetcher = URLFetcher(allowed_protocols={"data"})
-    return HTML(string=html, url_fetcher=fetcher).write_pdf()
+    # PDF/UA-1: tagged, so that a screen reader can follow headings, tables and reading
+    # order; the document title and language come from <title> and <html lang>.
+    return HTML(string=html, url_fetcher=fetcher).write_pdf(pdf_variant="pdf/ua-1")
 
 
 def _filename(patient, plan, copy):

@@ -115,6 +115,7 @@ class Report:
     adverse_events: list[AdverseEvent]
     overrides: list[SafetyOverride]
     next_session: Session | None
+    upcoming: list[Session] = field(default_factory=list)  # booked, from today on
 
     @property
     def sessions_done(self):
@@ -132,7 +133,7 @@ def build_report(patient, *, plan=None, staff=True, embed_photos=False) -> Repor
     sessions_query = (
         Session.objects.filter(plan__in=plans)
         .exclude(status=Session.Status.CANCELLED)
-        .select_related("clinician", "plan")
+        .select_related("clinician", "plan", "location")
         .prefetch_related(
             Prefetch(
                 "treatments",
@@ -231,6 +232,7 @@ def build_report(patient, *, plan=None, staff=True, embed_photos=False) -> Repor
         adverse_events=list(events.order_by("onset_on", "pk")),
         overrides=overrides,
         next_session=upcoming[0] if upcoming else None,
+        upcoming=upcoming,
     )
 
 

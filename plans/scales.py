@@ -238,6 +238,8 @@ _VSS_ITEMS = (
     Item("height", "Height", 0, 3, "0 flat, 1 under 2 mm, 2 2-5 mm, 3 over 5 mm"),
 )
 
+GAIS_WORDS = _GAIS_WORDS  # for reports in plain words
+
 _GAIS_HELP = ", ".join(f"{value} {words}" for value, words in _GAIS_WORDS.items())
 
 

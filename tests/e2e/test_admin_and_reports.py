@@ -56,7 +56,7 @@ def test_clinician_reads_a_demo_report_with_one_point_per_score_and_gets_the_pdf
     expect(chart.locator("circle.point")).to_have_count(expected)
 
     with page.expect_download() as download_info:
-        page.get_by_role("link", name="Download PDF").click()
+        page.get_by_role("link", name="Staff report (PDF)").click()
     path = download_info.value.path()
     text = " ".join(p.extract_text() for p in PdfReader(path).pages)
     assert patient.full_name in text
