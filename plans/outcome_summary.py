@@ -17,6 +17,7 @@ import uuid
 from datetime import timedelta
 
 from django.db import connection, transaction
+from django.db.models import Exists
 from django.db.models.signals import m2m_changed, post_delete, post_init, post_save, pre_delete
 from django.utils import timezone
 
@@ -367,6 +368,16 @@ def rebuild():
 
 def refresh():
     """Bring the marked days up to date; the summary's version after it."""
+    # Nothing marked, nothing to lock: one query answers the usual case.
+    current = (
+        OutcomeSummaryState.objects.filter(built=True)
+        .annotate(dirty=Exists(OutcomeDirtyDay.objects.all()))
+        .values_list("version", "dirty")
+        .order_by("pk")
+        .first()
+    )
+    if current and not current[1]:
+        return current[0]
     with transaction.atomic():
         # One refresher at a time: two recomputing one day would both insert its rows.
         state = _state()
