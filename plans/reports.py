@@ -360,9 +360,15 @@ def _summary_outcomes(start, end, instrument):
             params,
         )
         counts = cursor.fetchall()
+        # Distinct (treatment, type, patient) by hash on the narrow ids first, names after:
+        # sorting the year's patient-days by name spilled to disk (0.95 s at 136,000 patients).
         cursor.execute(
-            "SELECT t.name, ty.name, COUNT(DISTINCT x.patient_id)"  # nosec B608: as above
-            f" FROM {tables['opd']} x{names} GROUP BY t.name, ty.name",
+            "SELECT t.name, ty.name, x.n FROM (SELECT treatment_id, scar_type_id, COUNT(*) AS n"  # nosec B608: as above
+            " FROM (SELECT DISTINCT treatment_id, scar_type_id, patient_id"
+            f" FROM {tables['opd']} WHERE day >= %s AND day <= %s) d"
+            " GROUP BY treatment_id, scar_type_id) x"
+            f" JOIN {tables['t']} t ON t.id = x.treatment_id"
+            f" JOIN {tables['ty']} ty ON ty.id = x.scar_type_id",
             params,
         )
         patients = {(t, ty): n for t, ty, n in cursor.fetchall()}
