@@ -186,3 +186,19 @@ def test_a_logged_session_marks_its_day_and_the_next_read_clears_it(richer, clin
     assert set(OutcomeDirtyDay.objects.values_list("day", flat=True)) == {mar2.scheduled_on}
     clinic_outcomes(start=JAN_1, end=MAR_31)
     assert not OutcomeDirtyDay.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_freshly_seeded_demo_has_a_built_and_correct_summary(settings):
+    from django.core.management import call_command
+
+    from plans.models import OutcomeSummaryState
+
+    settings.DEBUG = True
+    call_command("seed_demo", patients=12, stdout=__import__("io").StringIO())
+    assert OutcomeSummaryState.objects.get().built
+    assert not OutcomeDirtyDay.objects.exists()
+    for start, end in [(date(2025, 1, 1), date(2026, 12, 31)), (date(2026, 3, 1), MAR_31)]:
+        got = clinic_outcomes(start=start, end=end)
+        assert got
+        assert table(got) == table(direct_outcomes(start=start, end=end))
