@@ -26,3 +26,6 @@ class PlansConfig(AppConfig):
         # After a flush (transactional tests) the catalogue comes back by itself; on a real
         # database it only adds treatments that are missing, never edits a manager's rows.
         post_migrate.connect(_restore_catalogue, sender=self)
+        from plans import outcome_summary
+
+        outcome_summary.connect()

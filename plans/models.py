@@ -937,3 +937,93 @@ class Amendment(models.Model):
 
     def __str__(self):
         return f"Amendment of {self.session} by {self.amended_by} on {self.amended_at:%Y-%m-%d}"
+
+
+# --- clinic outcomes summary (kept current by plans.outcome_summary) -----------------------
+# Plain integer columns, not foreign keys: the summary is rebuilt from the records it counts,
+# never the other way round, and it must not hold up a delete or a bulk load.
+
+
+class OutcomeDay(models.Model):
+    """Completed sessions of one local day, per treatment and (plan target site) scar type."""
+
+    day = models.DateField()
+    treatment_id = models.IntegerField()
+    scar_type_id = models.IntegerField()
+    sessions = models.IntegerField()
+    sessions_with_adverse_event = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "treatment_id", "scar_type_id"], name="outcome_day_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.day} {self.treatment_id}/{self.scar_type_id}: {self.sessions}"
+
+
+class OutcomeScoreDay(models.Model):
+    """Scores of one local day's completed sessions: how many, and the sum of their change
+    from the site's first baseline, per treatment, (scored site) scar type and instrument."""
+
+    day = models.DateField()
+    treatment_id = models.IntegerField()
+    scar_type_id = models.IntegerField()
+    instrument = models.CharField(max_length=20)
+    scores = models.IntegerField()
+    change_sum = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "treatment_id", "scar_type_id", "instrument"],
+                name="outcome_score_day_unique",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.day} {self.treatment_id}/{self.scar_type_id} {self.instrument}"
+
+
+class OutcomePatientDay(models.Model):
+    """Who was treated on a local day, per treatment and scar type: distinct patients over a
+    range are not a sum of days, so they are counted from these narrow rows."""
+
+    day = models.DateField()
+    treatment_id = models.IntegerField()
+    scar_type_id = models.IntegerField()
+    patient_id = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "treatment_id", "scar_type_id", "patient_id"],
+                name="outcome_patient_day_unique",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.day} {self.treatment_id}/{self.scar_type_id} #{self.patient_id}"
+
+
+class OutcomeDirtyDay(models.Model):
+    """A local day whose summary rows are out of date (no day: rebuild everything). Written in
+    the transaction of the change; the next outcomes read recomputes the day and deletes it."""
+
+    day = models.DateField(null=True)
+
+    def __str__(self):
+        return f"out of date: {self.day or 'everything'}"
+
+
+class OutcomeSummaryState(models.Model):
+    """One row: whether the summary has been built, and a token that changes with each
+    refresh, so a cached outcomes table is used only while nothing under it changed."""
+
+    built = models.BooleanField(default=False)
+    version = models.CharField(max_length=32)
+
+    def __str__(self):
+        return f"outcomes summary {self.version}"

@@ -1,0 +1,398 @@
+"""The clinic outcomes summary: per local day, what the outcomes page adds up.
+
+The page used to aggregate a year of completed sessions and their scores per request (7 s at a
+chain's million sessions). Instead, three narrow tables (plans.models.OutcomeDay,
+OutcomeScoreDay, OutcomePatientDay) hold each local day's groups; any range of days is a sum of
+days, except distinct patients, which are counted from one row per (day, treatment, scar type,
+patient).
+
+Keeping it current: every write that can change a completed session's numbers marks the local
+day(s) it touches in OutcomeDirtyDay, in the same transaction (signals below; the bulk loader
+calls `rebuild()` at its end). `refresh()`, called by the page before it reads, recomputes the
+marked days set-based from the base tables and changes the state's version, which keys the
+page's cache. A day mark without a day (or no state row yet) means rebuild everything.
+"""
+
+import uuid
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.db.models import Exists
+from django.db.models.signals import m2m_changed, post_delete, post_init, post_save, pre_delete
+from django.utils import timezone
+
+from clinic.timeutils import day_start
+from patients.models import ScarSite, ScarType
+from plans import scales
+from plans.models import (
+    AdverseEvent,
+    Assessment,
+    OutcomeDay,
+    OutcomeDirtyDay,
+    OutcomePatientDay,
+    OutcomeScoreDay,
+    OutcomeSummaryState,
+    Plan,
+    Session,
+    SessionTreatment,
+    Treatment,
+)
+
+COMPLETED = Session.Status.COMPLETED.value
+# Past this many separate runs of marked days, one range from the first to the last is read.
+MAX_RANGES = 40
+
+
+# --- marking -------------------------------------------------------------------------------
+
+
+def mark_days(days):
+    """Mark local days (None: everything) out of date, in the caller's transaction."""
+    days = set(days)
+    if days:
+        OutcomeDirtyDay.objects.bulk_create([OutcomeDirtyDay(day=d) for d in days])
+
+
+def mark_everything():
+    mark_days([None])
+
+
+def _local_day(moment):
+    return timezone.localtime(moment).date() if moment else None
+
+
+def _completed_days(sessions):
+    """Local days of the completed sessions in a Session queryset."""
+    moments = sessions.filter(status=COMPLETED).values_list("scheduled_at", flat=True).distinct()
+    return {_local_day(m) for m in moments}
+
+
+def _session_days(session_ids):
+    ids = {i for i in session_ids if i}
+    return _completed_days(Session.objects.filter(pk__in=ids)) if ids else set()
+
+
+def _site_days(site_ids, instrument=None):
+    """Days of completed sessions that score these sites (on `instrument`) or treat them."""
+    ids = {i for i in site_ids if i}
+    if not ids:
+        return set()
+    scored = Assessment.objects.filter(scar_site__in=ids, session__isnull=False)
+    if instrument:
+        scored = scored.filter(instrument=instrument)
+    days = _completed_days(Session.objects.filter(pk__in=scored.values("session")))
+    if not instrument:
+        plans = Plan.objects.filter(target_sites__in=ids).values("pk")
+        days |= _completed_days(Session.objects.filter(plan__in=plans))
+    return days
+
+
+# Fields whose values before a save decide which days a change leaves out of date.
+TRACKED = {
+    Session: ("scheduled_at", "status", "patient_id", "plan_id"),
+    SessionTreatment: ("session_id", "treatment_id"),
+    AdverseEvent: ("session_id",),
+    Assessment: ("session_id", "scar_site_id", "instrument", "total", "assessed_on"),
+}
+
+
+def _remember(sender, instance, **kwargs):
+    instance._outcome_before = tuple(instance.__dict__.get(name) for name in TRACKED[sender])
+
+
+def _before(instance):
+    return dict(
+        zip(TRACKED[type(instance)], getattr(instance, "_outcome_before", ()), strict=False)
+    )
+
+
+def _session_saved(sender, instance, created, raw=False, **kwargs):
+    before = _before(instance)
+    # Read what is loaded; a deferred status or date is fetched only if it could matter.
+    now = {name: instance.__dict__.get(name) for name in TRACKED[Session]}
+    if not created and before == now:
+        return
+    now = {name: getattr(instance, name) for name in TRACKED[Session]}
+    if not created and before == now:
+        return
+    days = set()
+    if now["status"] == COMPLETED:
+        days.add(_local_day(instance.scheduled_at))
+    if before.get("status") == COMPLETED:
+        days.add(_local_day(before["scheduled_at"]))
+    mark_days(days)
+    _remember(sender, instance)
+
+
+def _session_deleted(sender, instance, **kwargs):
+    if instance.status == COMPLETED:
+        mark_days([_local_day(instance.scheduled_at)])
+
+
+def _session_child_changed(sender, instance, created=False, **kwargs):
+    """A treatment or adverse event of a session: its session's day (and a former one)."""
+    before = _before(instance)
+    mark_days(_session_days([instance.session_id, before.get("session_id")]))
+    _remember(sender, instance)
+
+
+def _assessment_changed(sender, instance, created=False, **kwargs):
+    before = _before(instance)
+    days = _session_days([instance.session_id, before.get("session_id")])
+    # A score outside a session is a baseline (or may have been one): the first baseline
+    # sets the change of every score of its site and instrument.
+    if instance.session_id is None:
+        days |= _site_days([instance.scar_site_id], instance.instrument)
+    if before and before.get("session_id") is None and before.get("scar_site_id"):
+        days |= _site_days([before["scar_site_id"]], before["instrument"])
+    mark_days(days)
+    _remember(sender, instance)
+
+
+def _site_types_changed(sender, instance, action, reverse, pk_set, **kwargs):
+    if action not in ("post_add", "post_remove", "pre_clear"):
+        return
+    if reverse:  # a scar type's sites edited from the type's side: rare, rebuild
+        mark_everything()
+    else:
+        mark_days(_site_days([instance.pk]))
+
+
+def _plan_sites_changed(sender, instance, action, reverse, pk_set, **kwargs):
+    if action not in ("post_add", "post_remove", "pre_clear"):
+        return
+    if reverse:
+        mark_everything()
+    else:
+        mark_days(_completed_days(Session.objects.filter(plan=instance)))
+
+
+def _name_changed(sender, instance, **kwargs):
+    """A renamed treatment or scar type: the sums stand, the cached table's names do not."""
+    OutcomeSummaryState.objects.update(version=uuid.uuid4().hex)
+
+
+def _scar_type_deleted(sender, instance, **kwargs):
+    mark_everything()  # its site links go by cascade, without m2m_changed
+
+
+def connect():
+    """Wire the marks to every write that changes a completed session's numbers."""
+    for model in TRACKED:
+        post_init.connect(_remember, sender=model, dispatch_uid=f"outcomes-init-{model}")
+    post_save.connect(_session_saved, sender=Session, dispatch_uid="outcomes-session")
+    post_delete.connect(_session_deleted, sender=Session, dispatch_uid="outcomes-session-del")
+    for model in (SessionTreatment, AdverseEvent):
+        post_save.connect(_session_child_changed, sender=model, dispatch_uid=f"outcomes-{model}")
+        post_delete.connect(
+            _session_child_changed, sender=model, dispatch_uid=f"outcomes-del-{model}"
+        )
+    post_save.connect(_assessment_changed, sender=Assessment, dispatch_uid="outcomes-score")
+    post_delete.connect(_assessment_changed, sender=Assessment, dispatch_uid="outcomes-sc-del")
+    m2m_changed.connect(
+        _site_types_changed, sender=ScarSite.scar_types.through, dispatch_uid="outcomes-types"
+    )
+    m2m_changed.connect(
+        _plan_sites_changed, sender=Plan.target_sites.through, dispatch_uid="outcomes-sites"
+    )
+    for model in (Treatment, ScarType):
+        post_save.connect(_name_changed, sender=model, dispatch_uid=f"outcomes-name-{model}")
+    pre_delete.connect(_scar_type_deleted, sender=ScarType, dispatch_uid="outcomes-type-del")
+
+
+# --- refreshing ----------------------------------------------------------------------------
+
+
+def _tables():
+    st = SessionTreatment._meta
+    types = ScarSite._meta.get_field("scar_types").remote_field.through._meta
+    sites = Plan._meta.get_field("target_sites").remote_field.through._meta
+    return {
+        "s": Session._meta.db_table,
+        "a": Assessment._meta.db_table,
+        "st": st.db_table,
+        "ae": AdverseEvent._meta.db_table,
+        "sty": types.db_table,
+        "pts": sites.db_table,
+        "od": OutcomeDay._meta.db_table,
+        "osd": OutcomeScoreDay._meta.db_table,
+        "opd": OutcomePatientDay._meta.db_table,
+    }
+
+
+def _day_sql():
+    """The local date of s.scheduled_at in SQL, with its parameters."""
+    return connection.ops.datetime_cast_date_sql(
+        "s.scheduled_at", (), timezone.get_current_timezone_name()
+    )
+
+
+def _ranges(days):
+    """Runs of consecutive days as [start, end) moments, at most MAX_RANGES of them."""
+    days = sorted(days)
+    runs = []
+    for day in days:
+        if runs and runs[-1][1] + timedelta(days=1) == day:
+            runs[-1][1] = day
+        else:
+            runs.append([day, day])
+    if len(runs) > MAX_RANGES:
+        runs = [[days[0], days[-1]]]
+    return [(day_start(a), day_start(b + timedelta(days=1))) for a, b in runs]
+
+
+def _build(days):
+    """Recompute the summary rows of `days` (None: all days) from the base tables."""
+    t = _tables()
+    ops = connection.ops
+    day, day_params = _day_sql()
+    where, where_params = "s.status = %s", [COMPLETED]
+    if days is not None:
+        ranges = _ranges(days)
+        where += (
+            " AND ("
+            + " OR ".join(["(s.scheduled_at >= %s AND s.scheduled_at < %s)"] * len(ranges))
+            + ")"
+        )
+        for first, after in ranges:
+            where_params += [
+                ops.adapt_datetimefield_value(first),
+                ops.adapt_datetimefield_value(after),
+            ]
+        # A range from the first to the last marked day also holds unmarked days between:
+        # recompute (and so first delete) those too.
+        wanted = _days_between(ranges)
+    per_session = list(scales.PER_SESSION)
+    with connection.cursor() as cursor:
+        for table in (t["od"], t["osd"], t["opd"]):
+            if days is None:
+                cursor.execute(f"DELETE FROM {table}")  # nosec B608: table names from model meta
+            else:
+                for chunk in _chunks(sorted(wanted), 500):
+                    marks = ", ".join(["%s"] * len(chunk))
+                    cursor.execute(
+                        f"DELETE FROM {table} WHERE day IN ({marks})",  # nosec B608: as above
+                        [ops.adapt_datefield_value(d) for d in chunk],
+                    )
+        treated = (
+            f" FROM {t['s']} s JOIN {t['st']} st ON st.session_id = s.id"  # nosec B608: as above
+            f" JOIN {t['pts']} pts ON pts.plan_id = s.plan_id"
+            f" JOIN {t['sty']} sty ON sty.scarsite_id = pts.scarsite_id WHERE {where}"
+        )
+        cursor.execute(
+            f"INSERT INTO {t['od']} (day, treatment_id, scar_type_id, sessions,"  # nosec B608
+            " sessions_with_adverse_event)"
+            " SELECT day, treatment_id, scartype_id, COUNT(*), SUM(with_event) FROM ("
+            f"SELECT DISTINCT {day} AS day, st.treatment_id, sty.scartype_id, s.id,"
+            f" CASE WHEN EXISTS (SELECT 1 FROM {t['ae']} ae WHERE ae.session_id = s.id)"
+            f" THEN 1 ELSE 0 END AS with_event{treated}) x"
+            " GROUP BY day, treatment_id, scartype_id",
+            [*day_params, *where_params],
+        )
+        cursor.execute(
+            f"INSERT INTO {t['opd']} (day, treatment_id, scar_type_id, patient_id)"  # nosec B608
+            f" SELECT DISTINCT {day}, st.treatment_id, sty.scartype_id, s.patient_id{treated}",
+            [*day_params, *where_params],
+        )
+        scored_where = f"{where} AND a.instrument NOT IN ({', '.join(['%s'] * len(per_session))})"
+        if connection.vendor == "postgresql" and days is not None:
+            # A few days: each score's first baseline through assessment_baseline_idx.
+            scored = (
+                f"SELECT r.day, r.session_id, r.scar_site_id, r.instrument,"  # nosec B608
+                " r.total - base.total AS change"
+                f" FROM (SELECT {day} AS day, a.session_id, a.scar_site_id, a.instrument,"
+                f" a.total FROM {t['s']} s JOIN {t['a']} a ON a.session_id = s.id"
+                f" WHERE {scored_where} OFFSET 0) r CROSS JOIN LATERAL ("
+                f"SELECT b.total FROM {t['a']} b WHERE b.session_id IS NULL"
+                " AND b.scar_site_id = r.scar_site_id AND b.instrument = r.instrument"
+                " ORDER BY b.assessed_on, b.id LIMIT 1) base"
+            )
+        else:
+            # Everything (or SQLite): every site's first baselines once, joined.
+            scored = (
+                f"SELECT {day} AS day, a.session_id, a.scar_site_id, a.instrument,"  # nosec B608
+                f" a.total - base.total AS change FROM {t['s']} s"
+                f" JOIN {t['a']} a ON a.session_id = s.id JOIN ("
+                "SELECT scar_site_id, instrument, total FROM (SELECT b.scar_site_id,"
+                " b.instrument, b.total, ROW_NUMBER() OVER (PARTITION BY b.scar_site_id,"
+                " b.instrument ORDER BY b.assessed_on, b.id) AS n"
+                f" FROM {t['a']} b WHERE b.session_id IS NULL) f WHERE n = 1) base"
+                " ON base.scar_site_id = a.scar_site_id AND base.instrument = a.instrument"
+                f" WHERE {scored_where}"
+            )
+        cursor.execute(
+            f"INSERT INTO {t['osd']} (day, treatment_id, scar_type_id, instrument, scores,"  # nosec B608
+            " change_sum) SELECT x.day, st.treatment_id, sty.scartype_id, x.instrument,"
+            f" COUNT(*), SUM(x.change) FROM ({scored}) x"
+            f" JOIN {t['st']} st ON st.session_id = x.session_id"
+            f" JOIN {t['sty']} sty ON sty.scarsite_id = x.scar_site_id"
+            " GROUP BY x.day, st.treatment_id, sty.scartype_id, x.instrument",
+            [*day_params, *where_params, *per_session],
+        )
+
+
+def _days_between(ranges):
+    days = set()
+    for first, after in ranges:
+        day = timezone.localtime(first).date()
+        last = timezone.localtime(after).date()
+        while day < last:
+            days.add(day)
+            day += timedelta(days=1)
+    return days
+
+
+def _chunks(items, size):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _state():
+    state = OutcomeSummaryState.objects.select_for_update().order_by("pk").first()
+    if state is None:
+        state = OutcomeSummaryState.objects.create(built=False, version=uuid.uuid4().hex)
+    return state
+
+
+def rebuild():
+    """Build the whole summary from the base tables (after a bulk load, or when unsure)."""
+    with transaction.atomic():
+        state = _state()
+        OutcomeDirtyDay.objects.all().delete()
+        _build(None)
+        state.built = True
+        state.version = uuid.uuid4().hex
+        state.save(update_fields=["built", "version"])
+        return state.version
+
+
+def refresh():
+    """Bring the marked days up to date; the summary's version after it."""
+    # Nothing marked, nothing to lock: one query answers the usual case.
+    current = (
+        OutcomeSummaryState.objects.filter(built=True)
+        .annotate(dirty=Exists(OutcomeDirtyDay.objects.all()))
+        .values_list("version", "dirty")
+        .order_by("pk")
+        .first()
+    )
+    if current and not current[1]:
+        return current[0]
+    with transaction.atomic():
+        # One refresher at a time: two recomputing one day would both insert its rows.
+        state = _state()
+        marks = list(OutcomeDirtyDay.objects.values_list("pk", "day"))
+        if state.built and not marks:
+            return state.version
+        days = {day for _, day in marks}
+        if not state.built or None in days:
+            _build(None)
+        else:
+            _build(days)
+        # Only the marks read: one written meanwhile stays for the next refresh.
+        for chunk in _chunks([pk for pk, _ in marks], 500):
+            OutcomeDirtyDay.objects.filter(pk__in=chunk).delete()
+        state.built = True
+        state.version = uuid.uuid4().hex
+        state.save(update_fields=["built", "version"])
+        return state.version

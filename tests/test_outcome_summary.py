@@ -1,0 +1,204 @@
+"""The outcomes summary gives the rows the direct computation gives, and stays current."""
+
+from datetime import date, timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from patients.models import ScarType
+from plans import outcome_summary, services
+from plans.models import AdverseEvent, Assessment, OutcomeDirtyDay, Session, SessionTreatment
+from plans.reports import clinic_outcomes, direct_outcomes
+from plans.services import AdverseEventInput
+from tests.factories import (
+    PatientFactory,
+    ScarSiteFactory,
+    baseline,
+    course,
+    items_for_total,
+    log_session,
+    make_plan,
+    treatment,
+)
+from tests.test_outcomes import JAN_1, MAR_31, clinic, sessions_of, table, today  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+RANGES = [
+    (JAN_1, MAR_31),
+    (date(2025, 1, 1), date(2026, 12, 31)),
+    (date(2026, 1, 5), date(2026, 1, 5)),
+    (date(2026, 2, 2), date(2026, 2, 9)),
+    (date(2026, 3, 1), date(2026, 4, 30)),
+]
+
+
+def assert_same_as_direct():
+    for start, end in RANGES:
+        for instrument in (None, "vss", "gb_qualitative"):
+            got = clinic_outcomes(start=start, end=end, instrument=instrument)
+            want = direct_outcomes(start=start, end=end, instrument=instrument)
+            assert table(got) == table(want), (start, end, instrument)
+    for filters in ({"treatment": treatment("cryotherapy")}, {"scar_type": "Atrophic: rolling"}):
+        got = clinic_outcomes(start=date(2025, 1, 1), end=date(2026, 12, 31), **filters)
+        want = direct_outcomes(start=date(2025, 1, 1), end=date(2026, 12, 31), **filters)
+        assert table(got) == table(want), filters
+
+
+@pytest.fixture
+def richer(clinic, clinician):  # noqa: F811
+    """The hand-computed clinic plus a site of two scar types, a session of two treatments,
+    a plan session on the last minute of a day and one without scores."""
+    p3 = PatientFactory()
+    jaw = ScarSiteFactory(patient=p3, body_site="jawline", scar_types=["rolling", "boxcar"])
+    baseline(jaw, "gb_qualitative", 4, user=clinician, on=date(2025, 11, 1))
+    baseline(jaw, "vss", 8, user=clinician, on=date(2025, 11, 1))
+    plan = make_plan(
+        user=clinician,
+        sites=[jaw],
+        courses=[course("microneedling", 2, every=14), course("cryotherapy", 2, every=14)],
+        start=date(2026, 1, 20),
+    )
+    first, second = sessions_of(plan)[:2]
+    log_session(first, clinician, scores=[(jaw, "gb_qualitative", 3), (jaw, "vss", 6)])
+    log_session(second, clinician, events=[AdverseEventInput("pain", "mild", scar_site=jaw)])
+    clinic.p3, clinic.jaw = p3, jaw
+    return clinic
+
+
+def test_the_summary_gives_the_direct_rows_on_varied_data(richer):
+    assert_same_as_direct()
+
+
+def test_the_summary_follows_logging_a_session(richer, clinician):
+    assert_same_as_direct()
+    mar2 = Session.objects.filter(patient=richer.p1, status="scheduled").order_by("pk").first()
+    back = richer.p1.scar_sites.get()
+    log_session(
+        mar2,
+        clinician,
+        scores=[(back, "vss", 3)],
+        events=[AdverseEventInput("swelling", "mild", scar_site=back)],
+    )
+    assert_same_as_direct()
+
+
+def test_the_summary_follows_a_changed_score_and_a_new_first_baseline(richer, clinician):
+    assert_same_as_direct()
+    score = Assessment.objects.filter(session__isnull=False, instrument="vss").first()
+    score.items = items_for_total("vss", 1)
+    score.save()
+    assert_same_as_direct()
+    back = richer.p1.scar_sites.get()
+    earlier = baseline(back, "vss", 13, user=clinician, on=date(2025, 6, 1))
+    assert_same_as_direct()
+    earlier.delete()
+    assert_same_as_direct()
+
+
+def test_the_summary_follows_cancelled_moved_and_deleted_sessions(richer):
+    assert_same_as_direct()
+    done = list(Session.objects.filter(status="completed").order_by("scheduled_at"))
+    done[0].status = Session.Status.CANCELLED
+    done[0].save()
+    assert_same_as_direct()
+    moved = done[1]
+    moved.scheduled_at += timedelta(days=40)
+    moved.ends_at += timedelta(days=40)
+    moved.save()
+    assert_same_as_direct()
+    gone = done[-1]
+    AdverseEvent.objects.filter(session=gone).delete()
+    gone.assessments.all().delete()
+    gone.delete()
+    assert_same_as_direct()
+
+
+def test_the_summary_follows_events_treatments_and_scar_types(richer):
+    assert_same_as_direct()
+    AdverseEvent.objects.first().delete()
+    assert_same_as_direct()
+    session = Session.objects.filter(status="completed", plan__isnull=False).last()
+    SessionTreatment.objects.create(session=session, treatment=treatment("pulsed_dye_laser"))
+    assert_same_as_direct()
+    richer.jaw.scar_types.remove(ScarType.objects.get(code="boxcar"))
+    assert_same_as_direct()
+    chest = richer.p2.scar_sites.get(body_site="chest")
+    chest.scar_types.add(ScarType.objects.get(code="rolling"))
+    assert_same_as_direct()
+    plan = session.plan
+    plan.target_sites.clear()
+    assert_same_as_direct()
+
+
+def test_the_summary_follows_an_amended_session(richer, clinician):
+    assert_same_as_direct()
+    session = Session.objects.filter(status="completed", assessments__instrument="vss").first()
+    site = session.assessments.get(instrument="vss").scar_site
+    services.session_amend(
+        session=session,
+        user=clinician,
+        reason="Typed the wrong score",
+        assessments=[services.AssessmentInput(site, "vss", items_for_total("vss", 2))],
+    )
+    assert_same_as_direct()
+
+
+def test_a_renamed_scar_type_is_not_served_from_the_cache(richer):
+    clinic_outcomes(start=JAN_1, end=MAR_31)
+    rolling = ScarType.objects.get(code="rolling")
+    rolling.name = "Rolling (renamed)"
+    rolling.save()
+    assert_same_as_direct()
+    assert "Rolling (renamed)" in {r.scar_type for r in clinic_outcomes(start=JAN_1, end=MAR_31)}
+
+
+def test_scar_types_sharing_a_name_still_count_a_session_once(richer):
+    ScarType.objects.filter(code="boxcar").update(name="Atrophic: rolling")
+    assert_same_as_direct()
+
+
+def test_a_summary_rebuilt_after_writes_that_bypass_signals_is_right(richer):
+    clinic_outcomes(start=JAN_1, end=MAR_31)
+    # What the bulk loader does: rows written with no signal, then rebuild().
+    first = Session.objects.filter(status="completed").order_by("pk").first()
+    Session.objects.filter(pk=first.pk).update(status="missed")
+    outcome_summary.rebuild()
+    assert_same_as_direct()
+
+
+def test_a_repeat_view_reads_only_the_summary(richer):
+    clinic_outcomes(start=JAN_1, end=MAR_31)
+    with CaptureQueriesContext(connection) as queries:
+        clinic_outcomes(start=JAN_1, end=MAR_31)
+    sql = " ".join(q["sql"] for q in queries.captured_queries)
+    assert Session._meta.db_table not in sql
+    assert Assessment._meta.db_table not in sql
+    assert len(queries) <= 2  # the summary's state, the scar type names
+
+
+def test_a_logged_session_marks_its_day_and_the_next_read_clears_it(richer, clinician):
+    clinic_outcomes(start=JAN_1, end=MAR_31)
+    assert not OutcomeDirtyDay.objects.exists()
+    mar2 = Session.objects.filter(patient=richer.p1, status="scheduled").order_by("pk").first()
+    log_session(mar2, clinician, scores=[(richer.p1.scar_sites.get(), "vss", 3)])
+    assert set(OutcomeDirtyDay.objects.values_list("day", flat=True)) == {mar2.scheduled_on}
+    clinic_outcomes(start=JAN_1, end=MAR_31)
+    assert not OutcomeDirtyDay.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_freshly_seeded_demo_has_a_built_and_correct_summary(settings):
+    from django.core.management import call_command
+
+    from plans.models import OutcomeSummaryState
+
+    settings.DEBUG = True
+    call_command("seed_demo", patients=12, stdout=__import__("io").StringIO())
+    assert OutcomeSummaryState.objects.get().built
+    assert not OutcomeDirtyDay.objects.exists()
+    for start, end in [(date(2025, 1, 1), date(2026, 12, 31)), (date(2026, 3, 1), MAR_31)]:
+        got = clinic_outcomes(start=start, end=end)
+        assert got
+        assert table(got) == table(direct_outcomes(start=start, end=end))
