@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("plans", "0015_history_without_unused_indexes"),
+        ("plans", "0016_patient_wording_and_advice"),
     ]
 
     operations = [
