@@ -358,3 +358,58 @@ def _shared_lines(advice) -> dict:
         for line in dict.fromkeys(item.before + item.after + item.at_home):
             counts[line] = counts.get(line, 0) + 1
     return {line: n for line, n in counts.items() if n > 1} if len(advice) > 1 else {}
+
+
+@dataclass
+class AftercareSheet:
+    session: Session
+    letterhead: Letterhead
+    treatments: list[str]
+    advice: list[Advice]
+    advice_for_all: list[str]
+    next_session: Session | None
+
+
+def build_aftercare_sheet(session: Session) -> AftercareSheet:
+    """One page for the patient to take home after today's visit: what was done, in plain
+    words, and the catalogue's aftercare and home care for those treatments."""
+    rows = list(
+        session.treatments.select_related("treatment").prefetch_related("treatment__parameters")
+    )
+    advice, seen = [], set()
+    for row in rows:
+        if row.treatment_id in seen:
+            continue
+        seen.add(row.treatment_id)
+        advice.append(
+            Advice(
+                row.treatment.name_for_patients,
+                "",
+                [],
+                lines(row.treatment.aftercare_advice),
+                lines(row.treatment.home_care_advice),
+            )
+        )
+    shared = _shared_lines(advice)
+    for item in advice:
+        item.after = [line for line in item.after if line not in shared]
+        item.at_home = [line for line in item.at_home if line not in shared]
+    next_session = (
+        Session.objects.filter(
+            patient_id=session.patient_id,
+            status=Session.Status.SCHEDULED,
+            scheduled_at__gt=session.scheduled_at,
+        )
+        .exclude(pk=session.pk)
+        .select_related("location")
+        .order_by("scheduled_at", "pk")
+        .first()
+    )
+    return AftercareSheet(
+        session=session,
+        letterhead=Letterhead.for_location(session.location_id),
+        treatments=[treatment_line(row) for row in rows],
+        advice=advice,
+        advice_for_all=list(shared),
+        next_session=next_session,
+    )

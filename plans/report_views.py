@@ -21,7 +21,7 @@ from patients.models import RecordAccess, ScarType
 from patients.views import get_patient
 from plans import charts, reports, scales
 from plans.models import Assessment, Plan, Session, Treatment
-from plans.patient_copy import build_patient_copy
+from plans.patient_copy import build_aftercare_sheet, build_patient_copy
 
 private = cache_control(private=True, no_store=True)
 
@@ -136,6 +136,38 @@ def plan_report_pdf(request, pk, plan_pk):
     record_access(request, patient, RecordAccess.What.REPORT_PDF, plan)
     context = _report_context(request, patient, plan, pdf=True)
     return _pdf_response(request, context, _filename(patient, plan, context["copy"]))
+
+
+def _aftercare_context(pk):
+    session = get_object_or_404(
+        Session.objects.select_related("patient", "location").exclude(
+            status=Session.Status.CANCELLED
+        ),
+        pk=pk,
+    )
+    return {"session": session, "sheet": build_aftercare_sheet(session)}
+
+
+@private
+@permission_required("plans.view_report", raise_exception=True)
+def session_aftercare(request, pk):
+    """One printable page for the patient after today's visit (issue 13.2)."""
+    context = _aftercare_context(pk)
+    record_access(request, context["session"].patient, RecordAccess.What.REPORT)
+    return render(request, "reports/aftercare.html", context)
+
+
+@private
+@permission_required("plans.view_report", raise_exception=True)
+def session_aftercare_pdf(request, pk):
+    context = _aftercare_context(pk)
+    session = context["session"]
+    record_access(request, session.patient, RecordAccess.What.REPORT_PDF)
+    html = render_to_string("reports/aftercare_pdf.html", context, request=request)
+    response = HttpResponse(_cached_pdf(session.patient_id, html), content_type="application/pdf")
+    name = f"aftercare-{session.scheduled_at:%Y-%m-%d}.pdf"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 @private

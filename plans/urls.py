@@ -55,6 +55,12 @@ urlpatterns += [
         name="plan_sessions_csv",
     ),
     path("reports/outcomes/", report_views.clinic_outcomes, name="clinic_outcomes"),
+    path("sessions/<int:pk>/aftercare/", report_views.session_aftercare, name="session_aftercare"),
+    path(
+        "sessions/<int:pk>/aftercare.pdf",
+        report_views.session_aftercare_pdf,
+        name="session_aftercare_pdf",
+    ),
 ]
 
 # The appointment book.
