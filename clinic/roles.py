@@ -52,6 +52,7 @@ _CLINICIAN = (
     | _perms("plans", "safetyoverride", ("view", "add"))
     | _perms("plans", "amendment", ("view", "add"))  # of the sessions they logged
     | {"plans.override_safety_block", "plans.view_report"}
+    | {"plans.send_report"}  # the patient's copy by e-mail or link (issue 13.4)
 )
 _MANAGER = (
     _CLINICIAN
