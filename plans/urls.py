@@ -72,9 +72,7 @@ urlpatterns += [
 urlpatterns += [
     path("patients/<int:pk>/report/send/", sending_views.report_send, name="report_send"),
     path(
-        "patients/<int:pk>/report/links/<int:delivery_pk>/revoke/",
-        sending_views.report_link_revoke,
-        name="report_link_revoke",
+        "report-links/<int:pk>/revoke/", sending_views.report_link_revoke, name="report_link_revoke"
     ),
     path("my-report/<str:token>/", sending_views.patient_link, name="patient_link"),
 ]

@@ -209,7 +209,7 @@ def test_a_revoked_link_no_longer_opens(clinician_client, manager, ada):
     url, _ = make_link(clinician_client, ada)
     delivery = ReportDelivery.objects.get()
     page = clinician_client.get(reverse("patient_report", args=[ada.pk]))
-    revoke = reverse("report_link_revoke", args=[ada.pk, delivery.pk])
+    revoke = reverse("report_link_revoke", args=[delivery.pk])
     assert revoke in page.text
     assert clinician_client.post(revoke).status_code == 302
     response = Client().get(url)
@@ -219,20 +219,19 @@ def test_a_revoked_link_no_longer_opens(clinician_client, manager, ada):
     assert not ReportLinkOpening.objects.exists()
 
 
-def test_a_link_is_revoked_only_under_its_own_patient_and_not_by_front_desk(
-    clinician_client, front_desk, ada, other
-):
+def test_only_links_are_revoked_and_not_by_front_desk(clinician_client, front_desk, ada):
     make_link(clinician_client, ada)
+    send(clinician_client, ada, "email", token="email-form-token-1")
+    link = ReportDelivery.objects.get(how="link")
+    email = ReportDelivery.objects.get(how="email")
+    assert clinician_client.post(reverse("report_link_revoke", args=[email.pk])).status_code == 404
+    right = reverse("report_link_revoke", args=[link.pk])
     front_desk_client = Client()
     front_desk_client.force_login(front_desk)
-    delivery = ReportDelivery.objects.get()
-    wrong = reverse("report_link_revoke", args=[other.pk, delivery.pk])
-    assert clinician_client.post(wrong).status_code == 404
-    right = reverse("report_link_revoke", args=[ada.pk, delivery.pk])
     assert front_desk_client.post(right).status_code == 403
     assert clinician_client.get(right).status_code == 405
-    delivery.refresh_from_db()
-    assert delivery.revoked_at is None
+    link.refresh_from_db()
+    assert link.revoked_at is None
 
 
 @pytest.mark.parametrize(

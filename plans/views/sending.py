@@ -112,14 +112,13 @@ def report_send(request, pk):
 
 @require_POST
 @permission_required(SEND, raise_exception=True)
-def report_link_revoke(request, pk, delivery_pk):
-    patient = get_patient(pk)
+def report_link_revoke(request, pk):
     delivery = get_object_or_404(
-        ReportDelivery, pk=delivery_pk, patient=patient, how=ReportDelivery.How.LINK
+        ReportDelivery.objects.select_related("patient", "plan"), pk=pk, how=ReportDelivery.How.LINK
     )
     sending.revoke_link(delivery=delivery, user=request.user)
     messages.success(request, "The link was revoked: it no longer opens the report.")
-    return redirect(_report_url(patient, delivery.plan))
+    return redirect(_report_url(delivery.patient, delivery.plan))
 
 
 @login_not_required
