@@ -52,6 +52,7 @@ _CLINICIAN = (
     | _perms("plans", "safetyoverride", ("view", "add"))
     | _perms("plans", "amendment", ("view", "add"))  # of the sessions they logged
     | {"plans.override_safety_block", "plans.view_report"}
+    | {"plans.send_report"}  # the patient's copy by e-mail or link (issue 13.4)
 )
 _MANAGER = (
     _CLINICIAN
@@ -59,6 +60,7 @@ _MANAGER = (
     | {"plans.amend_any_session"}
     | _perms("patients", "recordnumberformat", ("view", "change"))
     | {"patients.view_recordaccess"}  # the access log: read-only for everyone (issue 11.9)
+    | {f"plans.view_{m}" for m in ("reportdelivery", "reportlinkopening", "reminder")}
     | {"clinic.view_calendarfeed"}  # who has a feed on; the secret link is never shown
     | _perms("clinic", "user", _VIEW_ADD_CHANGE)
     | _perms("auth", "group", _VIEW)

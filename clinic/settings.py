@@ -212,7 +212,29 @@ SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# --- e-mail: reports sent to patients and reminders (issue 13.4, 13.5) ---
+# Development prints mail on the console; a production server sends through SMTP unless told
+# otherwise, so patient mail never lands in a log by default.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "sent-mail"))  # the file backend
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "cicatrix@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# send_reminders reminds of appointments starting within this many hours (--hours overrides).
+REMINDER_HOURS = env_int("REMINDER_HOURS", 48, minimum=1)
+# A patient link opens the patient's copy for this many days.
+PATIENT_LINK_DAYS = env_int("PATIENT_LINK_DAYS", 14, minimum=1)
+# --- end e-mail ---
 
 LOGGING = {
     "version": 1,

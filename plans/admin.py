@@ -23,6 +23,9 @@ from plans.models import (
     Assessment,
     Course,
     Plan,
+    Reminder,
+    ReportDelivery,
+    ReportLinkOpening,
     SafetyOverride,
     SafetyRuleSetting,
     Session,
@@ -745,3 +748,64 @@ class VisitTypeAdmin(GuardedChangelistMixin, SimpleHistoryAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+
+# --- the patient's copy sent to the patient, and reminders (issue 13.4, 13.5): read only ----
+
+
+class _ReadOnlyLog(GuardedChangelistMixin, admin.ModelAdmin):
+    """Rows come from the report page and send_reminders; here they are only read."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ReportDelivery)
+class ReportDeliveryAdmin(_ReadOnlyLog):
+    list_display = (
+        "sent_at",
+        "patient",
+        "how",
+        "to_address",
+        "sent_by",
+        "expires_at",
+        "revoked_at",
+    )
+    list_filter = ("how", "sent_by")
+    list_select_related = ("patient", "sent_by")
+    search_fields = PATIENT_SEARCH
+    ordering = ("-sent_at", "-id")
+    # The token's hash and the form token stay out of sight, as a calendar feed's secret does.
+    exclude = ("token_hash", "form_token")
+
+
+@admin.register(ReportLinkOpening)
+class ReportLinkOpeningAdmin(_ReadOnlyLog):
+    list_display = ("at", "patient", "ip", "user_agent")
+    list_select_related = ("delivery__patient",)
+    search_fields = tuple(f"delivery__{field}" for field in PATIENT_SEARCH)
+    ordering = ("-at", "-id")
+
+    @admin.display(description="patient", ordering="delivery__patient__last_name")
+    def patient(self, opening):
+        return opening.delivery.patient
+
+
+@admin.register(Reminder)
+class ReminderAdmin(_ReadOnlyLog):
+    list_display = ("claimed_at", "patient", "scheduled_at", "to_address", "sent_at")
+    list_select_related = ("session__patient",)
+    search_fields = tuple(f"session__{field}" for field in PATIENT_SEARCH)
+    ordering = ("-claimed_at", "-id")
+
+    @admin.display(description="patient", ordering="session__patient__last_name")
+    def patient(self, reminder):
+        return reminder.session.patient

@@ -1027,3 +1027,110 @@ class OutcomeSummaryState(models.Model):
 
     def __str__(self):
         return f"outcomes summary {self.version}"
+
+
+# --- the patient's copy sent to the patient, and appointment reminders (issue 13.4, 13.5) ---
+
+
+class ReportDelivery(models.Model):
+    """The patient's copy of a progress report, sent by e-mail or as a link: who sent what,
+    to whom and when. A link row holds only a hash of its token; the token itself is shown
+    once, to the sender (and in the e-mail when the link is e-mailed)."""
+
+    class How(models.TextChoices):
+        EMAIL = "email", "E-mail with the PDF"
+        LINK = "link", "Patient link"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="deliveries")
+    plan = models.ForeignKey(
+        Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    how = models.CharField(max_length=8, choices=How)
+    to_address = models.EmailField(
+        "sent to", blank=True, help_text="Empty for a link handed over by the clinician."
+    )
+    sent_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    sent_at = models.DateTimeField(default=timezone.now)
+    # The sending form's once-only token: a double click sends one e-mail, makes one link.
+    form_token = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        USER, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        verbose_name_plural = "report deliveries"
+        permissions = [("send_report", "Can send a patient their report")]
+        indexes = [models.Index(fields=["patient", "sent_at"], name="delivery_patient_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(how="link") | Q(token_hash__isnull=False, expires_at__isnull=False),
+                name="report_link_has_token_and_expiry",
+            ),
+            models.CheckConstraint(
+                condition=~Q(how="email") | ~Q(to_address=""),
+                name="report_email_has_an_address",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_how_display()} for {self.patient} by {self.sent_by} on {self.sent_at}"
+
+    def is_open_at(self, moment):
+        """A link that opens: not revoked, not expired."""
+        return (
+            self.how == self.How.LINK
+            and self.revoked_at is None
+            and self.expires_at is not None
+            and moment < self.expires_at
+        )
+
+    @property
+    def is_open(self):
+        return self.is_open_at(timezone.now())
+
+
+class ReportLinkOpening(models.Model):
+    """One opening of a patient link (nobody is logged in: the access log needs a user)."""
+
+    delivery = models.ForeignKey(ReportDelivery, on_delete=models.PROTECT, related_name="openings")
+    at = models.DateTimeField(default=timezone.now)
+    ip = models.GenericIPAddressField("IP address", null=True, blank=True)
+    user_agent = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["delivery", "at"], name="link_opening_idx")]
+
+    def __str__(self):
+        return f"Opened {self.at:%Y-%m-%d %H:%M} from {self.ip}"
+
+
+class Reminder(models.Model):
+    """An appointment reminder, claimed before it is sent: one per session and start time, so
+    two runs at once send one e-mail and a moved appointment gets a new reminder.
+
+    sent_at empty: claimed at claimed_at by a run that has not (yet) sent it; a claim older
+    than plans.reminders.STALE_CLAIM is taken over by the next run.
+    """
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="reminders")
+    scheduled_at = models.DateTimeField(help_text="The start time it reminded of.")
+    to_address = models.EmailField()
+    claimed_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-claimed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session", "scheduled_at"], name="one_reminder_per_appointment_time"
+            ),
+        ]
+
+    def __str__(self):
+        state = f"sent {self.sent_at:%Y-%m-%d %H:%M}" if self.sent_at else "claimed"
+        return f"Reminder to {self.to_address} ({state})"

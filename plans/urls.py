@@ -3,6 +3,7 @@ from django.urls import path
 from plans import report_views, views
 from plans.views import diary as diary_views
 from plans.views import live as live_views
+from plans.views import sending as sending_views
 
 urlpatterns = [
     path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),
@@ -70,4 +71,14 @@ urlpatterns += [
     path("diary/book/", diary_views.appointment_new, name="appointment_new"),
     path("diary/free/", diary_views.free_slots, name="free_slots"),
     path("sessions/<int:pk>/status/", diary_views.session_status, name="session_status"),
+]
+
+# The patient's copy sent to the patient (issue 13.4). patient_link is the one page open
+# without a login: its token is the credential and opens that copy only.
+urlpatterns += [
+    path("patients/<int:pk>/report/send/", sending_views.report_send, name="report_send"),
+    path(
+        "report-links/<int:pk>/revoke/", sending_views.report_link_revoke, name="report_link_revoke"
+    ),
+    path("my-report/<str:token>/", sending_views.patient_link, name="patient_link"),
 ]

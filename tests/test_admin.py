@@ -48,6 +48,22 @@ def test_every_project_model_is_registered():
     assert models - set(REGISTERED) == set()
 
 
+SENDING_LOGS = {"reportdelivery", "reportlinkopening", "reminder"}
+
+
+def _send_a_link_and_a_reminder(user):
+    from plans.models import Reminder, ReportLinkOpening
+    from plans.sending import make_link
+
+    patient = Patient.objects.first()
+    delivery, _ = make_link(patient=patient, plan=None, user=user, link_url=str)
+    ReportLinkOpening.objects.create(delivery=delivery, ip="203.0.113.9")
+    session = Session.objects.first()
+    Reminder.objects.create(
+        session=session, scheduled_at=session.scheduled_at, to_address="demo@example.org"
+    )
+
+
 @pytest.mark.parametrize(("app_label", "model_name"), REGISTERED)
 def test_manager_opens_changelist_add_and_change_pages(demo_manager_client, app_label, model_name):
     changelist = reverse(f"admin:{app_label}_{model_name}_changelist")
@@ -61,6 +77,8 @@ def test_manager_opens_changelist_add_and_change_pages(demo_manager_client, app_
         assert add.status_code == 200
     if model_name == "recordaccess":  # the access log fills only as records are opened
         demo_manager_client.get(reverse("patient_detail", args=[Patient.objects.first().pk]))
+    if model_name in SENDING_LOGS:  # these fill only as reports and reminders are sent
+        _send_a_link_and_a_reminder(request.user)
     first = model.objects.order_by("pk").first()
     assert first is not None, f"the demo data has no {model_name}"
     change = demo_manager_client.get(

@@ -23,7 +23,7 @@ from clinic.validators import validate_clinic_date
 from clinic.views_helpers import date_param, safe_next
 from patients.models import Patient
 from plans import diary, services
-from plans.models import Session, SessionTreatment
+from plans.models import Reminder, Session, SessionTreatment
 from plans.views import _once
 from plans.views._common import _int
 from plans.views.sessions import OUT_OF_DATE, posted_version
@@ -152,6 +152,18 @@ def _diary_sessions(location, first_day, days=1):
     )
 
 
+def _mark_reminded(sessions):
+    """Set `reminded_at` on each session reminded of its current start time (one query)."""
+    sent = {
+        (session_id, start): sent_at
+        for session_id, start, sent_at in Reminder.objects.filter(
+            session__in=[s.pk for s in sessions], sent_at__isnull=False
+        ).values_list("session_id", "scheduled_at", "sent_at")
+    }
+    for session in sessions:
+        session.reminded_at = sent.get((session.pk, session.scheduled_at))
+
+
 def _pick_location(request):
     locations = list(Location.objects.active())
     chosen = request.GET.get("location", "")
@@ -185,6 +197,7 @@ def diary_day(request):
     av = diary.load(location, day, day, with_busy=False) if location is not None else None
     closed = [reason for first, last, reason in (av.closures if av else ()) if first <= day <= last]
     sessions = _diary_sessions(location, day)
+    _mark_reminded(sessions)
     held = [s for s in sessions if s.status in Session.HOLDS_TIME]
     missed = [s for s in sessions if s.status == Session.Status.MISSED]
     start, stop = _rows_for(day, spans, held)
