@@ -213,6 +213,12 @@ def test_the_chosen_dates_and_view_are_shown_with_each_dates_scores(clinician_cl
     assert "js/photo-compare.js" in page
 
 
+def test_a_date_that_does_not_exist_falls_back_to_the_listed_dates(clinician_client, world):
+    response = clinician_client.get(compare_url(world, before="2026-02-30", after="yesterday"))
+    assert response.status_code == 200
+    assert photo_ids(response.content.decode())[:2] == [world.jan.pk, world.mar.pk]
+
+
 def test_front_desk_never_sees_the_comparison(front_desk_client, world):
     assert front_desk_client.get(compare_url(world)).status_code == 403
     post = {"before": world.jan.pk, "after": world.mar.pk}

@@ -71,6 +71,14 @@ def _scores(assessments, photo):
     return [(scales.get(a.instrument).name, a.total, a.assessed_on) for a in own]
 
 
+def _day(value):
+    """A date from the query string; None for anything that is not a real date (30 Feb)."""
+    try:
+        return parse_date(value or "")
+    except ValueError:
+        return None
+
+
 def _pick(photos, view, day):
     """The photo of that view on that day (the last one if several were taken)."""
     matching = [p for p in photos if p.view == view and p.taken_on == day]
@@ -89,8 +97,7 @@ def photo_compare(request, pk, site_pk):
         view = views[0][0] if views else SessionPhoto.View.FRONT
     days = sorted({p.taken_on for p in photos if p.view == view})
     # Only a listed date can be chosen: anything else in the query falls back to the default.
-    before_day = parse_date(request.GET.get("before") or "") if "before" in request.GET else None
-    after_day = parse_date(request.GET.get("after") or "") if "after" in request.GET else None
+    before_day, after_day = _day(request.GET.get("before")), _day(request.GET.get("after"))
     before_day = before_day if before_day in days else (days[0] if days else None)
     after_day = after_day if after_day in days else (days[-1] if days else None)
     if before_day and after_day and after_day < before_day:
@@ -145,7 +152,7 @@ def _refusal(site, photo_id, shown):
 
 
 @require_POST
-@permission_required("plans.change_sessionphoto", raise_exception=True)
+@permission_required("plans.change_reportphotochoice", raise_exception=True)
 def photo_report_pair(request, pk, site_pk):
     """Keep the compared pair as the site's before and after photos in the progress report."""
     site = get_site(pk, site_pk)
