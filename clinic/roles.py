@@ -49,6 +49,7 @@ _CLINICIAN = (
     | _perms("plans", "assessment", _VIEW_ADD_CHANGE)
     | _perms("plans", "adverseevent", _VIEW_ADD_CHANGE)
     | _perms("plans", "sessionphoto", _VIEW_ADD_CHANGE)
+    | _perms("plans", "reportphotochoice", _VIEW_ADD_CHANGE)  # which photo pair a report shows
     | _perms("plans", "safetyoverride", ("view", "add"))
     | _perms("plans", "amendment", ("view", "add"))  # of the sessions they logged
     | {"plans.override_safety_block", "plans.view_report"}

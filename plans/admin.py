@@ -26,6 +26,7 @@ from plans.models import (
     Reminder,
     ReportDelivery,
     ReportLinkOpening,
+    ReportPhotoChoice,
     SafetyOverride,
     SafetyRuleSetting,
     Session,
@@ -471,7 +472,7 @@ class AdverseEventInline(NoDeleteInline, admin.TabularInline):
 
 class SessionPhotoInline(NoDeleteInline, admin.TabularInline):
     model = SessionPhoto
-    fields = ("scar_site", "image", "taken_on", "caption", "taken_by")
+    fields = ("scar_site", "image", "taken_on", "view", "caption", "taken_by")
     autocomplete_fields = ("scar_site", "taken_by")
 
 
@@ -636,7 +637,7 @@ class AdverseEventAdmin(ClinicalAdmin):
 
 @admin.register(SessionPhoto)
 class SessionPhotoAdmin(ClinicalAdmin):
-    list_display = ("taken_on", "patient", "scar_site", "caption")
+    list_display = ("taken_on", "patient", "scar_site", "view", "caption")
     list_filter = ("scar_site__body_site",)
     search_fields = tuple(f"session__{field}" for field in PATIENT_SEARCH)
     autocomplete_fields = ("session", "scar_site", "taken_by")
@@ -647,6 +648,22 @@ class SessionPhotoAdmin(ClinicalAdmin):
     @admin.display(description="patient", ordering="session__patient__last_name")
     def patient(self, photo):
         return photo.session.patient
+
+
+@admin.register(ReportPhotoChoice)
+class ReportPhotoChoiceAdmin(ClinicalAdmin):
+    """Chosen on the photo comparison page, where consent is checked; here only read."""
+
+    list_display = ("scar_site", "before", "after", "chosen_by", "chosen_at")
+    search_fields = tuple(f"scar_site__{field}" for field in PATIENT_SEARCH)
+    list_select_related = ("scar_site__patient", "before", "after", "chosen_by")
+    ordering = ("-chosen_at",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(SafetyOverride)

@@ -64,6 +64,7 @@ from plans.models import (
     Assessment,
     Course,
     Plan,
+    ReportPhotoChoice,
     SafetyOverride,
     SafetyRuleSetting,
     Session,
@@ -1592,7 +1593,25 @@ class Builder:
             photo.image = default_storage.save(name, ContentFile(image))
             photos.append(photo)
         bulk_insert(SessionPhoto, photos, user=user, counts=counts)
+        bulk_insert(ReportPhotoChoice, _report_choice(photos), user=user, counts=counts)
         self.reset()
+
+
+def _report_choice(photos):
+    """One story site's report pair as chosen on the comparison page: its first and latest
+    photo of one view, so the report reads as it would without the choice."""
+    by_site = {}
+    for photo in sorted(photos, key=lambda p: (p.taken_on, p.pk)):
+        by_site.setdefault((photo.scar_site_id, photo.view), []).append(photo)
+    for (site_id, _), items in sorted(by_site.items()):
+        if items[0].taken_on < items[-1].taken_on:
+            before, after = items[0], items[-1]
+            return [
+                ReportPhotoChoice(
+                    scar_site_id=site_id, before=before, after=after, chosen_by=after.taken_by
+                )
+            ]
+    return []
 
 
 # --- seed -------------------------------------------------------------------------------------

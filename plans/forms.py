@@ -17,7 +17,15 @@ from clinic.validators import validate_clinic_date
 from patients.forms import DATE
 from plans import parameters as parameter_rules
 from plans import safety, scales
-from plans.models import PHOTO_CHECK, AdverseEvent, Course, Plan, Treatment, TreatmentParameter
+from plans.models import (
+    PHOTO_CHECK,
+    AdverseEvent,
+    Course,
+    Plan,
+    SessionPhoto,
+    Treatment,
+    TreatmentParameter,
+)
 
 TIME = forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
 
@@ -481,6 +489,61 @@ class SiteOutcomeForm(forms.Form):
         validators=[PHOTO_CHECK],
     )
     photo_caption = forms.CharField(required=False, max_length=200, label="Photo caption")
+
+    def __init__(self, *args, photo_slots=1, **kwargs):
+        """`photo_slots` file inputs, each with a view (front, left 45 degrees ...) and caption;
+        the first keeps the names `photo` and `photo_caption`, the next are `photo_2` ..."""
+        super().__init__(*args, **kwargs)
+        views = list(SessionPhoto.View)
+        self.photo_names = [_photo_slot(n) for n in range(1, photo_slots + 1)]
+        for n, name in enumerate(self.photo_names, start=1):
+            if n > 1:
+                self.fields[name] = forms.FileField(
+                    required=False, label=f"Photo {n}", validators=[PHOTO_CHECK]
+                )
+                self.fields[f"{name}_caption"] = forms.CharField(
+                    required=False, max_length=200, label=f"Photo {n} caption"
+                )
+            # By default the slots follow the usual set: front, left, right, close-up.
+            self.fields[f"{name}_view"] = forms.ChoiceField(
+                choices=SessionPhoto.View.choices,
+                initial=views[(n - 1) % len(views)],
+                required=False,
+                label="View" if n == 1 else f"Photo {n} view",
+            )
+
+    def drop_photos(self):
+        """No photography consent: the form offers no photo inputs at all."""
+        for name in self.photo_names:
+            for field in (name, f"{name}_caption", f"{name}_view"):
+                self.fields.pop(field, None)
+        self.photo_names = []
+
+    def photo_slots(self):
+        """(file, view, caption, name of a file to choose again) per slot, for the template."""
+        slots = []
+        for name in self.photo_names:
+            upload = self.files.get(self.add_prefix(name)) if self.is_bound else None
+            lost = getattr(upload, "name", "")
+            slots.append((self[name], self[f"{name}_view"], self[f"{name}_caption"], lost))
+        return slots
+
+    def photos(self):
+        """(image, caption, view) of each slot with a file chosen."""
+        data = self.cleaned_data
+        return [
+            (
+                data[name],
+                data.get(f"{name}_caption", ""),
+                data.get(f"{name}_view") or SessionPhoto.View.FRONT,
+            )
+            for name in self.photo_names
+            if data.get(name)
+        ]
+
+
+def _photo_slot(n):
+    return "photo" if n == 1 else f"photo_{n}"
 
 
 class AdverseEventForm(forms.ModelForm):

@@ -8,7 +8,7 @@ session parameters). Writes touching several models live in services.py.
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
@@ -849,6 +849,21 @@ PHOTO_CHECK = UploadCheck((JPEG, PNG, WEBP), "PHOTO_MAX_BYTES", "photo")
 class SessionPhoto(TimeStamped):
     """A clinical photo of one scar site taken in a session; private, served by a checked view."""
 
+    class View(models.TextChoices):
+        """From where the photo was taken: comparisons are only fair between the same view."""
+
+        FRONT = "front", "Front"
+        LEFT_45 = "left_45", "Left 45 degrees"
+        RIGHT_45 = "right_45", "Right 45 degrees"
+        CLOSE_UP = "close_up", "Close-up"
+
+    session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="photos")
+    scar_site = models.ForeignKey(ScarSite, on_delete=models.PROTECT, related_name="photos")
+    image = models.ImageField(upload_to=photo_upload_to, validators=[PHOTO_CHECK])
+    taken_on = models.DateField(default=timezone.localdate, validators=[validate_clinic_date])
+    caption = models.CharField(max_length=200, blank=True)
+    view = models.CharField(max_length=10, choices=View, default=View.FRONT)
+
     session = models.ForeignKey(Session, on_delete=models.PROTECT, related_name="photos")
     scar_site = models.ForeignKey(ScarSite, on_delete=models.PROTECT, related_name="photos")
     image = models.ImageField(upload_to=photo_upload_to, validators=[PHOTO_CHECK])
@@ -1134,3 +1149,41 @@ class Reminder(models.Model):
     def __str__(self):
         state = f"sent {self.sent_at:%Y-%m-%d %H:%M}" if self.sent_at else "claimed"
         return f"Reminder to {self.to_address} ({state})"
+
+
+class ReportPhotoChoice(models.Model):
+    """The before and after photo a clinician chose for a scar site's progress report.
+
+    The report shows this pair instead of first vs latest while both photos may still be
+    shown (not withdrawn, photography consent in force on the day each was taken).
+    """
+
+    scar_site = models.OneToOneField(
+        ScarSite, on_delete=models.PROTECT, related_name="report_photo_choice"
+    )
+    before = models.ForeignKey(SessionPhoto, on_delete=models.PROTECT, related_name="+")
+    after = models.ForeignKey(SessionPhoto, on_delete=models.PROTECT, related_name="+")
+    chosen_by = models.ForeignKey(USER, on_delete=models.PROTECT, related_name="+")
+    chosen_at = models.DateTimeField(default=timezone.now)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(before=F("after")),
+                name="report_photo_choice_two_photos",
+                violation_error_message="Choose two different photos.",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Report photos of {self.scar_site}"
+
+    def clean(self):
+        if not (self.scar_site_id and self.before_id and self.after_id):
+            return
+        for photo in (self.before, self.after):
+            if photo.scar_site_id != self.scar_site_id:
+                raise ValidationError("Both photos must be of this scar site.")
+        if self.before.taken_on >= self.after.taken_on:
+            raise ValidationError("The before photo must be taken on an earlier day.")

@@ -13,7 +13,7 @@ from datetime import date
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Case, Count, F, Prefetch, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
@@ -255,10 +255,24 @@ def _parameter_items(row):
 
 
 def _photo_pairs(patient, sites, sessions, embed):
-    """Earliest and latest photo per site, only those with photography consent on the day."""
+    """Before and after photo per site, only those with photography consent on the day.
+
+    The pair a clinician chose on the comparison page when both photos may still be shown,
+    otherwise the earliest photo and the latest of the same view (or simply the latest).
+    The choice comes in the same query as the photos, so the query count stays fixed.
+    """
     consents = list(Consent.objects.filter(patient=patient, kind=Consent.Kind.CLINICAL_PHOTOGRAPHY))
-    photos = SessionPhoto.objects.filter(scar_site__in=sites, withdrawn_at=None).order_by(
-        "taken_on", "pk"
+    choice = "scar_site__report_photo_choice__"
+    photos = (
+        SessionPhoto.objects.filter(scar_site__in=sites, withdrawn_at=None)
+        .annotate(
+            chosen_as=Case(
+                When(pk=F(f"{choice}before"), then=Value("before")),
+                When(pk=F(f"{choice}after"), then=Value("after")),
+                default=Value(""),
+            )
+        )
+        .order_by("taken_on", "pk")
     )
     if sessions is not None:
         photos = photos.filter(session__in=[s.pk for s in sessions])
@@ -268,9 +282,16 @@ def _photo_pairs(patient, sites, sessions, embed):
             allowed.setdefault(photo.scar_site_id, []).append(photo)
     pairs = {}
     for site_id, items in allowed.items():
-        for item in items:
-            item.src = _data_uri(item) if embed else reverse("photo", args=[item.pk])
-        pairs[site_id] = PhotoPair(items[0], items[-1] if len(items) > 1 else None)
+        chosen = {item.chosen_as: item for item in items if item.chosen_as}
+        if "before" in chosen and "after" in chosen:
+            before, after = chosen["before"], chosen["after"]
+        else:
+            before, later = items[0], items[1:]
+            after = ([p for p in later if p.view == before.view] or later or [None])[-1]
+        for item in (before, after):
+            if item is not None:
+                item.src = _data_uri(item) if embed else reverse("photo", args=[item.pk])
+        pairs[site_id] = PhotoPair(before, after)
     return pairs
 
 

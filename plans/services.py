@@ -868,6 +868,7 @@ class PhotoInput:
     scar_site: object
     image: object
     caption: str = ""
+    view: str = SessionPhoto.View.FRONT
 
 
 @transaction.atomic
@@ -1009,6 +1010,7 @@ def _photo(session, photo: PhotoInput, *, user) -> SessionPhoto:
         scar_site=photo.scar_site,
         image=photo.image,
         caption=photo.caption,
+        view=photo.view,
         taken_on=session.scheduled_on,
         taken_by=user,
     )

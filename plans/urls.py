@@ -33,6 +33,16 @@ urlpatterns = [
         name="adverse_event_resolve",
     ),
     path("photos/<int:pk>/", views.photo, name="photo"),
+    path(
+        "patients/<int:pk>/sites/<int:site_pk>/photos/compare/",
+        views.photo_compare,
+        name="photo_compare",
+    ),
+    path(
+        "patients/<int:pk>/sites/<int:site_pk>/photos/report-pair/",
+        views.photo_report_pair,
+        name="photo_report_pair",
+    ),
 ]
 
 urlpatterns += [

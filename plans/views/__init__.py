@@ -6,7 +6,7 @@ plans.services; views translate its exceptions into messages and forms.
 
 from plans.views.adverse_events import adverse_event_list, adverse_event_resolve
 from plans.views.patients import assessment_add, patient_detail
-from plans.views.photos import photo
+from plans.views.photos import photo, photo_compare, photo_report_pair
 from plans.views.plans import plan_activate, plan_create, plan_detail, plan_status, session_book
 from plans.views.sessions import (
     session_amend,
@@ -24,6 +24,8 @@ __all__ = [
     "assessment_add",
     "patient_detail",
     "photo",
+    "photo_compare",
+    "photo_report_pair",
     "plan_activate",
     "plan_create",
     "plan_detail",

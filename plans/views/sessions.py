@@ -21,7 +21,7 @@ from plans.forms import (
     RescheduleForm,
     SiteOutcomeForm,
 )
-from plans.models import AdverseEvent, Assessment, Session, SessionTreatment
+from plans.models import AdverseEvent, Assessment, Session, SessionPhoto, SessionTreatment
 from plans.views._common import (
     _blocked,
     _int,
@@ -208,7 +208,9 @@ def session_log(request, pk):
         site_blocks.append(
             {
                 "site": site,
-                "outcome": SiteOutcomeForm(post, files, prefix=f"s{site.pk}"),
+                "outcome": SiteOutcomeForm(
+                    post, files, prefix=f"s{site.pk}", photo_slots=len(SessionPhoto.View)
+                ),
                 "instruments": [
                     InstrumentForm(
                         post,
@@ -226,8 +228,7 @@ def session_log(request, pk):
     photos_allowed = services.photography_consent_on(session.patient, on)
     if not photos_allowed:
         for block in site_blocks:
-            del block["outcome"].fields["photo"]
-            del block["outcome"].fields["photo_caption"]
+            block["outcome"].drop_photos()
     findings = services.session_findings(session, on=on)
     existing = set(session.overrides.values_list("rule", "treatment__code"))
     open_blocks = [
@@ -282,9 +283,6 @@ def session_log(request, pk):
                 return redirect("patient_detail", pk=session.patient_id)
         # Browsers cannot refill a file input: name each photo that must be chosen again.
         lost_photos = [f.name for f in (files or {}).values()]
-        for block in site_blocks:
-            upload = (files or {}).get(block["outcome"].add_prefix("photo"))
-            block["lost_photo"] = upload.name if upload else ""
     return render(
         request,
         "plans/session_log.html",
@@ -409,13 +407,9 @@ def _events_from(formset):
 
 def _photos_from(site_blocks):
     return [
-        services.PhotoInput(
-            block["site"],
-            block["outcome"].cleaned_data["photo"],
-            block["outcome"].cleaned_data.get("photo_caption", ""),
-        )
+        services.PhotoInput(block["site"], image, caption, view)
         for block in site_blocks
-        if block["outcome"].cleaned_data.get("photo")
+        for image, caption, view in block["outcome"].photos()
     ]
 
 
