@@ -131,9 +131,22 @@ class PatientSafety:
         return [CheckedFinding(on, treatment, f) for f in safety.evaluate(ctx, self.settings)]
 
 
+# The Treatment columns Treatment.facts() reads.
+TREATMENT_FACT_FIELDS = (
+    "code",
+    "name",
+    "setting",
+    "category",
+    "peel_depth",
+    "contains_salicylate",
+    "needs_clear_skin",
+    "min_interval_days",
+)
+
+
 def _load_safety_facts(patients, exclude_sessions):
-    """Rule settings, flags, acne records, live sessions and treatment consents of these
-    patients: 5 queries."""
+    """Rule settings, flags, acne records, live sessions (with their treatments' facts) and
+    treatment consents of these patients: 5 queries."""
     from patients.models import AcneActivity, Consent, MedicalFlag
 
     ids = [p.pk for p in patients]
@@ -151,22 +164,30 @@ def _load_safety_facts(patients, exclude_sessions):
     ):
         acne.setdefault(pid, []).append((day, pk, level))
     # Filter on the patient alone so the (patient, scheduled_at) index drives the query;
-    # status and exclusions are cheap to apply to a few rows per patient here.
+    # status and exclusions are cheap to apply to a few rows per patient here. The treatment's
+    # safety columns come in the same rows (a join with the small catalogue), not a query more.
     excluded = set(exclude_sessions)
-    rows = [
-        (patient_id, moment, treatment_id)
-        for pk, patient_id, moment, status, treatment_id in Session.objects.filter(
-            patient__in=ids, treatments__isnull=False
-        )
+    facts = {}
+    for pk, patient_id, moment, status, treatment_id, *columns in (
+        Session.objects.filter(patient__in=ids, treatments__isnull=False)
         .order_by()
-        .values_list("pk", "patient_id", "scheduled_at", "status", "treatments__treatment")
-        if status in LIVE_STATUSES and pk not in excluded
-    ]
-    treatments = Treatment.objects.in_bulk({treatment_id for _, _, treatment_id in rows})
-    facts = {pk: treatment.facts() for pk, treatment in treatments.items()}
-    for pid, moment, treatment_id in rows:
+        .values_list(
+            "pk",
+            "patient_id",
+            "scheduled_at",
+            "status",
+            "treatments__treatment",
+            *(f"treatments__treatment__{name}" for name in TREATMENT_FACT_FIELDS),
+        )
+    ):
+        if status not in LIVE_STATUSES or pk in excluded:
+            continue
+        if treatment_id not in facts:
+            values = dict(zip(TREATMENT_FACT_FIELDS, columns, strict=True))
+            treatment = Treatment(pk=treatment_id, **values)
+            facts[treatment_id] = treatment.facts()
         day = timezone.localtime(moment).date()
-        sessions.setdefault(pid, []).append(safety.OtherSession(day, facts[treatment_id]))
+        sessions.setdefault(patient_id, []).append(safety.OtherSession(day, facts[treatment_id]))
     return SafetyRuleSetting.current(), flags, acne, sessions, consents
 
 
