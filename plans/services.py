@@ -201,10 +201,12 @@ def neutral_badge(findings) -> str:
     return ""
 
 
-def findings_for_sessions(sessions) -> dict[int, list[CheckedFinding]]:
+def findings_for_sessions(sessions, *, rows=None) -> dict[int, list[CheckedFinding]]:
     """Each session's findings on its own date, for list pages: queries do not grow per row.
 
-    The sessions must come with `patient` selected and `treatments__treatment` prefetched.
+    The sessions must come with `patient` selected, and either `treatments__treatment`
+    prefetched or `rows`: each session's treatment rows by session pk (anything with the
+    `treatment` and `parameters` of a SessionTreatment).
     """
     sessions = list(sessions)
     checkers = PatientSafety.for_patients([s.patient for s in sessions])
@@ -212,9 +214,10 @@ def findings_for_sessions(sessions) -> dict[int, list[CheckedFinding]]:
     for session in sessions:
         checker = checkers[session.patient_id]
         on = session.scheduled_on
+        treatment_rows = session.treatments.all() if rows is None else rows.get(session.pk, ())
         result[session.pk] = [
             checked
-            for row in session.treatments.all()
+            for row in treatment_rows
             for checked in checker.findings(
                 row.treatment, on, parameters=row.parameters, exclude_on=on
             )
