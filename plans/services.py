@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import F, Max, Q
+from django.db.models import CharField, DateField, F, IntegerField, Max, Q, Value
 from django.utils import timezone
 
 from patients.models import Patient
@@ -145,24 +145,17 @@ TREATMENT_FACT_FIELDS = (
 
 
 def _load_safety_facts(patients, exclude_sessions):
-    """Rule settings, flags, acne records, live sessions (with their treatments' facts) and
-    treatment consents of these patients: 5 queries."""
-    from patients.models import AcneActivity, Consent, MedicalFlag
-
+    """Rule settings, flags, acne records and treatment consents, and live sessions (with
+    their treatments' facts) of these patients: 3 queries."""
     ids = [p.pk for p in patients]
     flags, acne, sessions, consents = {}, {}, {}, {}
-    for pid, signed, withdrawn, expires in Consent.objects.filter(
-        patient__in=ids, kind=Consent.Kind.TREATMENT
-    ).values_list("patient_id", "signed_on", "withdrawn_on", "expires_on"):
-        consents.setdefault(pid, []).append(safety.ConsentPeriod(signed, withdrawn, expires))
-    for pid, kind, start, end in MedicalFlag.objects.filter(patient__in=ids).values_list(
-        "patient_id", "kind", "started_on", "ended_on"
-    ):
-        flags.setdefault(pid, []).append(safety.FlagPeriod(kind, start, end))
-    for pid, day, pk, level in AcneActivity.objects.filter(patient__in=ids).values_list(
-        "patient_id", "recorded_on", "id", "level"
-    ):
-        acne.setdefault(pid, []).append((day, pk, level))
+    for source, pid, text, first, second, third, number in _patient_records(ids):
+        if source == "consent":
+            consents.setdefault(pid, []).append(safety.ConsentPeriod(first, second, third))
+        elif source == "flag":
+            flags.setdefault(pid, []).append(safety.FlagPeriod(text, first, second))
+        else:
+            acne.setdefault(pid, []).append((first, number, text))
     # Filter on the patient alone so the (patient, scheduled_at) index drives the query;
     # status and exclusions are cheap to apply to a few rows per patient here. The treatment's
     # safety columns come in the same rows (a join with the small catalogue), not a query more.
@@ -189,6 +182,57 @@ def _load_safety_facts(patients, exclude_sessions):
         day = timezone.localtime(moment).date()
         sessions.setdefault(patient_id, []).append(safety.OtherSession(day, facts[treatment_id]))
     return SafetyRuleSetting.current(), flags, acne, sessions, consents
+
+
+def _patient_records(ids):
+    """The treatment consents, medical flags and acne records of these patients as one
+    UNION ALL (one query, not three), each row (source, patient id, text, date, date, date,
+    number), in each model's own order:
+      consent: ("consent", patient, "", signed_on, withdrawn_on, expires_on, 0)
+      flag:    ("flag", patient, kind, started_on, ended_on, None, 0)
+      acne:    ("acne", patient, level, recorded_on, None, None, id)
+    """
+    from patients.models import AcneActivity, Consent, MedicalFlag
+
+    def columns(queryset, **values):
+        # Only annotations, in one order: the branches' columns line up by position.
+        return queryset.order_by().annotate(**values).values_list(*values)
+
+    no_date = Value(None, output_field=DateField())
+    text = {"output_field": CharField()}
+    consents = columns(
+        Consent.objects.filter(patient__in=ids, kind=Consent.Kind.TREATMENT),
+        source=Value("consent", **text),
+        pid=F("patient_id"),
+        label=Value("", **text),
+        first=F("signed_on"),
+        second=F("withdrawn_on"),
+        third=F("expires_on"),
+        number=Value(0, output_field=IntegerField()),
+    )
+    flags = columns(
+        MedicalFlag.objects.filter(patient__in=ids),
+        source=Value("flag", **text),
+        pid=F("patient_id"),
+        label=F("kind"),
+        first=F("started_on"),
+        second=F("ended_on"),
+        third=no_date,
+        number=Value(0, output_field=IntegerField()),
+    )
+    acne = columns(
+        AcneActivity.objects.filter(patient__in=ids),
+        source=Value("acne", **text),
+        pid=F("patient_id"),
+        label=F("level"),
+        first=F("recorded_on"),
+        second=no_date,
+        third=no_date,
+        number=F("id"),
+    )
+    # Consent: kind, -signed_on; MedicalFlag: kind, -started_on; AcneActivity: -recorded_on,
+    # -id (their Meta orderings; consents here are all of one kind).
+    return consents.union(flags, acne, all=True).order_by("source", "label", "-first", "-number")
 
 
 def neutral_badge(findings) -> str:
