@@ -161,6 +161,7 @@ def _load_safety_facts(patients, exclude_sessions):
     # safety columns come in the same rows (a join with the small catalogue), not a query more.
     excluded = set(exclude_sessions)
     facts = {}
+    zone = timezone.get_current_timezone()  # timezone.localtime()'s, looked up once not per row
     for pk, patient_id, moment, status, treatment_id, *columns in (
         Session.objects.filter(patient__in=ids, treatments__isnull=False)
         .order_by()
@@ -179,7 +180,7 @@ def _load_safety_facts(patients, exclude_sessions):
             values = dict(zip(TREATMENT_FACT_FIELDS, columns, strict=True))
             treatment = Treatment(pk=treatment_id, **values)
             facts[treatment_id] = treatment.facts()
-        day = timezone.localtime(moment).date()
+        day = moment.astimezone(zone).date()
         sessions.setdefault(patient_id, []).append(safety.OtherSession(day, facts[treatment_id]))
     return SafetyRuleSetting.current(), flags, acne, sessions, consents
 

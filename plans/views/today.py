@@ -6,12 +6,13 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
-from django.db.models import F
+from django.db.models import F, Q
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
 from clinic.roles import CLINICIAN, MANAGER
+from clinic.timeutils import day_start
 from clinic.views_helpers import PAGE_SIZE, date_param, paginate
 from plans import services
 from plans.forms import clinicians
@@ -74,22 +75,7 @@ def today(request):
     if clinician:
         sessions = sessions.for_clinician(clinician)
     # One clinician's day fits a page; a whole clinic's busy day (hundreds) is paged.
-    due = first_page_without_count(
-        request,
-        sessions.on_days(day)
-        .exclude(status=Session.Status.CANCELLED)
-        .order_by("scheduled_at", "pk"),
-        per_page=50,
-        param="due",
-    )
-    week = first_page_without_count(
-        request,
-        sessions.on_days(day + timedelta(days=1), 6)
-        .filter(status=Session.Status.SCHEDULED)
-        .order_by("scheduled_at", "pk"),
-        per_page=50,
-        param="week",
-    )
+    due, week = due_and_week(request, sessions, day)
     overdue = first_page_without_count(
         request,
         sessions.overdue(local_today).order_by("-scheduled_at", "pk"),
@@ -157,6 +143,31 @@ def first_page_without_count(request, queryset, *, per_page, param):
     page = Paginator(queryset, per_page).page(1)  # counts the rows for "Page 1 of n"
     page.object_list = rows[:per_page]
     return page
+
+
+def due_and_week(request, sessions, day):
+    """The first pages of the day's appointments (all but cancelled ones) and of the six days
+    after it (scheduled ones), from one query when both fit their pages of 50."""
+    per_page = 50
+    day_end = day_start(day + timedelta(days=1))
+    due = sessions.on_days(day).exclude(status=Session.Status.CANCELLED)
+    due = due.order_by("scheduled_at", "pk")
+    week = sessions.on_days(day + timedelta(days=1), 6).filter(status=Session.Status.SCHEDULED)
+    week = week.order_by("scheduled_at", "pk")
+    if request.GET.get("due") in (None, "", "1") and request.GET.get("week") in (None, "", "1"):
+        both = sessions.on_days(day, 7).filter(
+            (Q(scheduled_at__lt=day_end) & ~Q(status=Session.Status.CANCELLED))
+            | Q(scheduled_at__gte=day_end, status=Session.Status.SCHEDULED)
+        )
+        rows = list(both.order_by("scheduled_at", "pk")[: 2 * per_page + 1])
+        on_day = [s for s in rows if s.scheduled_at < day_end]
+        after = rows[len(on_day) :]
+        if len(rows) <= 2 * per_page and len(on_day) <= per_page and len(after) <= per_page:
+            return Paginator(on_day, per_page).page(1), Paginator(after, per_page).page(1)
+    return (
+        first_page_without_count(request, due, per_page=per_page, param="due"),
+        first_page_without_count(request, week, per_page=per_page, param="week"),
+    )
 
 
 def treatment_rows(session_pks):
