@@ -108,7 +108,9 @@ def today(request):
             "due": due,
             "week": week,
             "overdue": overdue,
-            "clinicians": staff,
+            # The filter's options as plain strings: a clinic has dozens of clinicians.
+            "clinician_choices": [(str(person.pk), str(person)) for person in staff],
+            "clinician_value": str(clinician.pk) if clinician else None,
             "clinician": clinician,
             "clinical": request.user.has_perm("plans.view_assessment"),
             # Managers see a switched-off block rule here until it is on again.
