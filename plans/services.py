@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import F, Max, Q
+from django.db.models import CharField, DateField, F, IntegerField, Max, Q, Value
 from django.utils import timezone
 
 from patients.models import Patient
@@ -131,43 +131,109 @@ class PatientSafety:
         return [CheckedFinding(on, treatment, f) for f in safety.evaluate(ctx, self.settings)]
 
 
-def _load_safety_facts(patients, exclude_sessions):
-    """Rule settings, flags, acne records, live sessions and treatment consents of these
-    patients: 5 queries."""
-    from patients.models import AcneActivity, Consent, MedicalFlag
+# The Treatment columns Treatment.facts() reads.
+TREATMENT_FACT_FIELDS = (
+    "code",
+    "name",
+    "setting",
+    "category",
+    "peel_depth",
+    "contains_salicylate",
+    "needs_clear_skin",
+    "min_interval_days",
+)
 
+
+def _load_safety_facts(patients, exclude_sessions):
+    """Rule settings, flags, acne records and treatment consents, and live sessions (with
+    their treatments' facts) of these patients: 3 queries."""
     ids = [p.pk for p in patients]
     flags, acne, sessions, consents = {}, {}, {}, {}
-    for pid, signed, withdrawn, expires in Consent.objects.filter(
-        patient__in=ids, kind=Consent.Kind.TREATMENT
-    ).values_list("patient_id", "signed_on", "withdrawn_on", "expires_on"):
-        consents.setdefault(pid, []).append(safety.ConsentPeriod(signed, withdrawn, expires))
-    for pid, kind, start, end in MedicalFlag.objects.filter(patient__in=ids).values_list(
-        "patient_id", "kind", "started_on", "ended_on"
-    ):
-        flags.setdefault(pid, []).append(safety.FlagPeriod(kind, start, end))
-    for pid, day, pk, level in AcneActivity.objects.filter(patient__in=ids).values_list(
-        "patient_id", "recorded_on", "id", "level"
-    ):
-        acne.setdefault(pid, []).append((day, pk, level))
+    for source, pid, text, first, second, third, number in _patient_records(ids):
+        if source == "consent":
+            consents.setdefault(pid, []).append(safety.ConsentPeriod(first, second, third))
+        elif source == "flag":
+            flags.setdefault(pid, []).append(safety.FlagPeriod(text, first, second))
+        else:
+            acne.setdefault(pid, []).append((first, number, text))
     # Filter on the patient alone so the (patient, scheduled_at) index drives the query;
-    # status and exclusions are cheap to apply to a few rows per patient here.
+    # status and exclusions are cheap to apply to a few rows per patient here. The treatment's
+    # safety columns come in the same rows (a join with the small catalogue), not a query more.
     excluded = set(exclude_sessions)
-    rows = [
-        (patient_id, moment, treatment_id)
-        for pk, patient_id, moment, status, treatment_id in Session.objects.filter(
-            patient__in=ids, treatments__isnull=False
-        )
+    facts = {}
+    zone = timezone.get_current_timezone()  # timezone.localtime()'s, looked up once not per row
+    for pk, patient_id, moment, status, treatment_id, *columns in (
+        Session.objects.filter(patient__in=ids, treatments__isnull=False)
         .order_by()
-        .values_list("pk", "patient_id", "scheduled_at", "status", "treatments__treatment")
-        if status in LIVE_STATUSES and pk not in excluded
-    ]
-    treatments = Treatment.objects.in_bulk({treatment_id for _, _, treatment_id in rows})
-    facts = {pk: treatment.facts() for pk, treatment in treatments.items()}
-    for pid, moment, treatment_id in rows:
-        day = timezone.localtime(moment).date()
-        sessions.setdefault(pid, []).append(safety.OtherSession(day, facts[treatment_id]))
+        .values_list(
+            "pk",
+            "patient_id",
+            "scheduled_at",
+            "status",
+            "treatments__treatment",
+            *(f"treatments__treatment__{name}" for name in TREATMENT_FACT_FIELDS),
+        )
+    ):
+        if status not in LIVE_STATUSES or pk in excluded:
+            continue
+        if treatment_id not in facts:
+            values = dict(zip(TREATMENT_FACT_FIELDS, columns, strict=True))
+            treatment = Treatment(pk=treatment_id, **values)
+            facts[treatment_id] = treatment.facts()
+        day = moment.astimezone(zone).date()
+        sessions.setdefault(patient_id, []).append(safety.OtherSession(day, facts[treatment_id]))
     return SafetyRuleSetting.current(), flags, acne, sessions, consents
+
+
+def _patient_records(ids):
+    """The treatment consents, medical flags and acne records of these patients as one
+    UNION ALL (one query, not three), each row (source, patient id, text, date, date, date,
+    number), in each model's own order:
+      consent: ("consent", patient, "", signed_on, withdrawn_on, expires_on, 0)
+      flag:    ("flag", patient, kind, started_on, ended_on, None, 0)
+      acne:    ("acne", patient, level, recorded_on, None, None, id)
+    """
+    from patients.models import AcneActivity, Consent, MedicalFlag
+
+    def columns(queryset, **values):
+        # Only annotations, in one order: the branches' columns line up by position.
+        return queryset.order_by().annotate(**values).values_list(*values)
+
+    no_date = Value(None, output_field=DateField())
+    text = {"output_field": CharField()}
+    consents = columns(
+        Consent.objects.filter(patient__in=ids, kind=Consent.Kind.TREATMENT),
+        source=Value("consent", **text),
+        pid=F("patient_id"),
+        label=Value("", **text),
+        first=F("signed_on"),
+        second=F("withdrawn_on"),
+        third=F("expires_on"),
+        number=Value(0, output_field=IntegerField()),
+    )
+    flags = columns(
+        MedicalFlag.objects.filter(patient__in=ids),
+        source=Value("flag", **text),
+        pid=F("patient_id"),
+        label=F("kind"),
+        first=F("started_on"),
+        second=F("ended_on"),
+        third=no_date,
+        number=Value(0, output_field=IntegerField()),
+    )
+    acne = columns(
+        AcneActivity.objects.filter(patient__in=ids),
+        source=Value("acne", **text),
+        pid=F("patient_id"),
+        label=F("level"),
+        first=F("recorded_on"),
+        second=no_date,
+        third=no_date,
+        number=F("id"),
+    )
+    # Consent: kind, -signed_on; MedicalFlag: kind, -started_on; AcneActivity: -recorded_on,
+    # -id (their Meta orderings; consents here are all of one kind).
+    return consents.union(flags, acne, all=True).order_by("source", "label", "-first", "-number")
 
 
 def neutral_badge(findings) -> str:
@@ -180,10 +246,12 @@ def neutral_badge(findings) -> str:
     return ""
 
 
-def findings_for_sessions(sessions) -> dict[int, list[CheckedFinding]]:
+def findings_for_sessions(sessions, *, rows=None) -> dict[int, list[CheckedFinding]]:
     """Each session's findings on its own date, for list pages: queries do not grow per row.
 
-    The sessions must come with `patient` selected and `treatments__treatment` prefetched.
+    The sessions must come with `patient` selected, and either `treatments__treatment`
+    prefetched or `rows`: each session's treatment rows by session pk (anything with the
+    `treatment` and `parameters` of a SessionTreatment).
     """
     sessions = list(sessions)
     checkers = PatientSafety.for_patients([s.patient for s in sessions])
@@ -191,9 +259,10 @@ def findings_for_sessions(sessions) -> dict[int, list[CheckedFinding]]:
     for session in sessions:
         checker = checkers[session.patient_id]
         on = session.scheduled_on
+        treatment_rows = session.treatments.all() if rows is None else rows.get(session.pk, ())
         result[session.pk] = [
             checked
-            for row in session.treatments.all()
+            for row in treatment_rows
             for checked in checker.findings(
                 row.treatment, on, parameters=row.parameters, exclude_on=on
             )

@@ -2,7 +2,7 @@
 cancel and booking, for each role."""
 
 import re
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from django.urls import reverse
@@ -14,6 +14,7 @@ from tests.factories import (
     AcneActivityFactory,
     PatientFactory,
     ScarSiteFactory,
+    SessionFactory,
     at,
     browser_form,
     course,
@@ -206,6 +207,36 @@ def test_an_impossible_day_on_today_does_not_break_the_page(front_desk_client, d
     front_desk_client.raise_request_exception = False
     response = front_desk_client.get(reverse("home"), {"day": "2026-02-30"})
     assert response.status_code == 200
+
+
+def test_a_busy_day_pages_its_appointments_and_the_week_stays_whole(front_desk_client):
+    """52 five-minute visits on the day: 50 on its first page, 2 on its second; the 3 of later
+    in the week show on both (one query fetches both lists only when both fit)."""
+    first = SessionFactory(scheduled_at=at(TODAY, 7), ends_at=at(TODAY, 7, 5))
+    day = [first] + [
+        SessionFactory(
+            plan=first.plan,
+            scheduled_at=at(TODAY, 7 + n // 12, n % 12 * 5),
+            ends_at=at(TODAY, 7 + n // 12, n % 12 * 5 + 4),
+        )
+        for n in range(1, 52)
+    ]
+    later = [
+        SessionFactory(plan=first.plan, scheduled_at=at(TODAY + timedelta(days=2), 9 + n))
+        for n in range(3)
+    ]
+
+    def moves(html, sessions):
+        return [s for s in sessions if reverse("session_move", args=[s.pk]) in html]
+
+    page_one = front_desk_client.get(reverse("home"), {"clinician": ""})
+    page_two = front_desk_client.get(reverse("home"), {"clinician": "", "due": "2"})
+
+    assert moves(_due_table(page_one), day) == day[:50]
+    assert "Page 1 of 2" in page_one.content.decode()
+    assert moves(_due_table(page_two), day) == day[50:]
+    assert moves(page_one.content.decode(), later) == later
+    assert moves(page_two.content.decode(), later) == later
 
 
 # --- the plan builder ------------------------------------------------------------------------
