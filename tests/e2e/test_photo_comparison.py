@@ -4,13 +4,14 @@ import io
 from datetime import date
 
 import pytest
+from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image
 from playwright.sync_api import expect
 
 from patients.models import Consent
-from plans.models import ReportPhotoChoice, SessionPhoto
+from plans.models import ReportDelivery, ReportPhotoChoice, SessionPhoto
 from tests.conftest import PASSWORD
 from tests.factories import ConsentFactory, PatientFactory, ScarSiteFactory, course, make_plan
 
@@ -25,11 +26,13 @@ def _png(colour):
     return SimpleUploadedFile("cheek.png", buffer.getvalue(), content_type="image/png")
 
 
-def test_clinician_compares_two_dates_and_moves_the_slider(
+def test_clinician_compares_two_dates_moves_the_slider_and_sends_the_patient_copy(
     login, clinician, live_server, settings, tmp_path
 ):
     settings.MEDIA_ROOT = str(tmp_path)
-    patient = PatientFactory(first_name="Ottoline", last_name="Verhaegen")
+    patient = PatientFactory(
+        first_name="Ottoline", last_name="Verhaegen", email="ottoline@example.org"
+    )
     ConsentFactory(
         patient=patient, kind=Consent.Kind.CLINICAL_PHOTOGRAPHY, signed_on=date(2026, 1, 2)
     )
@@ -67,8 +70,10 @@ def test_clinician_compares_two_dates_and_moves_the_slider(
         side.nth(n)
         .locator("img")
         .evaluate(
-            "img => [img.complete && img.naturalWidth, img.getBoundingClientRect().width,"
-            " img.getBoundingClientRect().height]"
+            # Waits for the photo to arrive: on a busy machine it may still be loading.
+            "img => new Promise(done => { const go = () => done([img.naturalWidth,"
+            " img.getBoundingClientRect().width, img.getBoundingClientRect().height]);"
+            " img.complete && img.naturalWidth ? go() : img.addEventListener('load', go); })"
         )
         for n in (0, 1)
     ]
@@ -92,4 +97,16 @@ def test_clinician_compares_two_dates_and_moves_the_slider(
     ).to_be_visible()
     choice = ReportPhotoChoice.objects.get()
     assert (choice.before, choice.after) == (photos[0], photos[1])
+
+    # Then the patient copy goes to the patient, by e-mail, as a PDF (issue 13.4).
+    page.goto(f"{live_server.url}/patients/{patient.pk}/report/?copy=patient")
+    expect(page.get_by_role("heading", name="Your scar treatment progress")).to_be_visible()
+    page.get_by_role("button", name="E-mail the patient copy (PDF)").click()
+    expect(page.get_by_role("alert")).to_contain_text("The patient copy was e-mailed")
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == [patient.email]
+    ((name, content, kind),) = message.attachments
+    assert kind == "application/pdf" and content.startswith(b"%PDF")
+    assert ReportDelivery.objects.get().sent_by == clinician
     assert blocked == []
