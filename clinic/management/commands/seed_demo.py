@@ -44,7 +44,7 @@ class Command(BaseCommand):
             help="Run even with DEBUG off (creates logins with a published password).",
         )
 
-    def handle(self, *args, patients, force, **options):
+    def handle(self, *args, patients, force, verbosity=1, **options):
         if not settings.DEBUG and not force:
             raise CommandError(
                 "seed_demo creates logins with the published password 'cicatrix-demo' and "
@@ -72,21 +72,39 @@ class Command(BaseCommand):
         for module in modules:
             if hasattr(module, "units"):
                 built, copies = module.units(patients)
-        with bulkload.indexes_built_after(tables, stdout=self.stdout):
+        # Outside a caller's transaction the load commits before the builds, which run on two
+        # connections of their own with the chain's copies (see bulkload.Build).
+        with bulkload.indexes_built_after(tables, stdout=self.stdout, verbosity=verbosity) as build:
             for module in modules:
+                phase = time.monotonic()
                 module.seed(
                     patients=built,
                     rng=random.Random(DEMO_SEED),
                     users=users,
                     stdout=self.stdout,
                 )
+                self._timing(verbosity, f"{module.__name__}.seed", phase)
             for module in modules:
                 if copies and hasattr(module, "replicate"):
-                    module.replicate(copies=copies, built=built, users=users, stdout=self.stdout)
+                    phase = time.monotonic()
+                    module.replicate(
+                        copies=copies,
+                        built=built,
+                        users=users,
+                        stdout=self.stdout,
+                        later=build.later,
+                    )
+                    self._timing(verbosity, f"{module.__name__}.replicate", phase)
+            phase = time.monotonic()
+        self._timing(verbosity, "commit", phase)
         self.stdout.write(
             f"Demo clinic ready in {time.monotonic() - started:.1f} s. Logins (password "
             f"'{DEMO_PASSWORD}'): " + ", ".join(name for name, *_ in DEMO_USERS)
         )
+
+    def _timing(self, verbosity, what, since):
+        if verbosity >= 2:
+            self.stdout.write(f"  [{what}: {time.monotonic() - since:.1f} s]")
 
     def _seed_users(self):
         User = get_user_model()
