@@ -462,6 +462,17 @@ def indexes_built_after(models, stdout=None, *, verbosity=1, workers=2):
         cursor.execute(f"CREATE TABLE {RECORD} (key text, sql text, kind text)")
         rows = [(j.key, j.sql, j.kind) for j in build.jobs.values() if j.kind != "analyze"]
         rows += [(f"table {t}", t, "table") for t in empty]
+        # Tables that held rows keep them and their schema; the load's own rows in them
+        # (the chain's colleagues, say) are those past the last id they had.
+        keys = {m._meta.db_table: m._meta.pk for m in models}
+        for table in sorted(set(tables) - set(empty)):
+            pk = keys[table]
+            if pk.get_internal_type() not in ("AutoField", "BigAutoField", "SmallAutoField"):
+                continue
+            cursor.execute(f"SELECT max({_quote(pk.column)}) FROM {_quote(table)}")  # nosec B608: names from model meta, quoted
+            last = cursor.fetchone()[0]
+            sql = f"DELETE FROM {_quote(table)} WHERE {_quote(pk.column)} > {int(last)}"  # nosec B608: names from model meta, quoted; an int
+            rows.append((f"since {table}", sql, "since"))
         with cursor.cursor.copy(f"COPY {RECORD} (key, sql, kind) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -480,25 +491,33 @@ def indexes_built_after(models, stdout=None, *, verbosity=1, workers=2):
 
 
 def undo(log=None):
-    """Undo a load that did not finish (RECORD is left): empty its tables and build the
-    indexes and constraints it still owes on them, in one transaction. Nothing to do when
-    there is no RECORD."""
+    """Undo a load that did not finish (RECORD is left): empty its tables, delete its rows
+    in the tables that held rows before it, and build the indexes and constraints it still
+    owes, in one transaction (foreign keys are checked at its end). Nothing to do when there
+    is no RECORD."""
     log = log or (lambda *args: None)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass(%s)", [RECORD])
         if cursor.fetchone()[0] is None:
             return
-        cursor.execute(f"SELECT key, sql, kind FROM {RECORD} ORDER BY kind = 'fk', key")  # nosec B608: a constant name
+        cursor.execute(f"SELECT key, sql, kind FROM {RECORD} ORDER BY kind <> 'since', key")  # nosec B608: a constant name
         rows = cursor.fetchall()
         tables = [sql for _, sql, kind in rows if kind == "table"]
-        # Tables elsewhere with a foreign key into the loaded ones: TRUNCATE wants them too,
-        # and they can only be empty (the load's rows were not committed before it began).
+        # TRUNCATE also wants the tables with a foreign key into these: only when they are
+        # empty too (the load's rows elsewhere go by "since" below).
         cursor.execute(
             "SELECT DISTINCT conrelid::regclass::text FROM pg_constraint WHERE contype = 'f' "
             "AND confrelid = ANY(%s::regclass[]) AND NOT conrelid = ANY(%s::regclass[])",
             [tables, tables],
         )
         referencing = [row[0] for row in cursor.fetchall()]
+        for table in referencing:
+            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")  # nosec B608: a name from the catalogue
+            if cursor.fetchone()[0]:
+                raise RuntimeError(
+                    f"Cannot undo the unfinished load: {table} has rows and a foreign key "
+                    f"into its tables ({RECORD} lists what it owes). Drop the database."
+                )
         if tables:
             cursor.execute(
                 "TRUNCATE " + ", ".join([_quote(t) for t in tables] + referencing)  # nosec B608: names from the catalogue
