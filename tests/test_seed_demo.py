@@ -1080,3 +1080,12 @@ def test_a_load_killed_during_the_build_is_undone_by_the_next_one(committed_chai
     assert Patient.objects.count() == 70
     counts = _chain_counts()
     assert all(rows == history for rows, history in counts.values()), counts
+
+
+def test_the_demo_logins_have_the_published_password_each_with_its_own_salt(demo):
+    """seed_demo hashes the three passwords at once (threads): each is a full hash of
+    'cicatrix-demo' with its own salt."""
+    logins = get_user_model().objects.filter(username__in=["frontdesk", "clinician", "manager"])
+    assert len(logins) == 3
+    assert all(user.check_password("cicatrix-demo") for user in logins)
+    assert len({user.password for user in logins}) == 3
