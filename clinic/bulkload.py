@@ -15,6 +15,7 @@ value of each row in Python. The writes here give the database the same rows:
 Other databases keep Django's bulk_create (see `patients.demo.bulk_insert`).
 """
 
+import operator
 import time
 from contextlib import contextmanager
 
@@ -45,44 +46,49 @@ def _allocate_ids(model, count):
         return [row[0] for row in cursor.fetchall()]
 
 
-def _converters(fields):
-    """For each field, a function from an object to the value COPY writes."""
+def _prepared(fields, objs):
+    """The columns COPY writes and a function from an object to its row, in that order.
+
+    Plain values (str, int, bool, date, time, aware datetime, None) go as they are, which is
+    what get_db_prep_save would return for these fields; JSON, file and decimal values as
+    the field prepares them (psycopg cannot write them as they are). Before that, in one
+    pass per field: auto_now fields get what pre_save(add=True) sets, once for the whole
+    load (bulk_create sets it per row within the same second), and a relation to an
+    object built in the same load its pk now, as bulk_create's
+    _prepare_related_fields_for_save takes it."""
     now = timezone.now()
-    out = []
+    plain, special = [], []
     for field in fields:
+        attname = field.attname
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-            # What pre_save(add=True) sets, once for the whole load (bulk_create sets it per
-            # row within the same second).
-            def value(obj, field=field, now=now):
-                setattr(obj, field.attname, now)
-                return now
-
-        elif isinstance(field, (models.JSONField, models.FileField, models.DecimalField)):
-            # Values psycopg cannot write as they are: the field's own database value.
-
-            def value(obj, field=field):
-                return field.get_db_prep_save(getattr(obj, field.attname), connection)
-
+            for obj in objs:
+                setattr(obj, attname, now)
         elif field.is_relation:
-            # A related object assigned before it had a pk (built in the same load): its pk
-            # now, as bulk_create's _prepare_related_fields_for_save takes it.
-            def value(obj, field=field):
-                pk = getattr(obj, field.attname)
-                if pk is None and field.is_cached(obj):
+            for obj in objs:
+                if getattr(obj, attname) is None and field.is_cached(obj):
                     related = field.get_cached_value(obj)
                     if related is not None:
-                        pk = related.pk
-                        setattr(obj, field.attname, pk)
-                return pk
-
+                        setattr(obj, attname, related.pk)
+        if isinstance(field, (models.JSONField, models.FileField, models.DecimalField)):
+            special.append(field)
         else:
-            # Plain values (str, int, bool, date, time, aware datetime, None): psycopg writes
-            # them as they are, which is what get_db_prep_save would return for these fields.
-            def value(obj, attname=field.attname):
-                return getattr(obj, attname)
+            plain.append(field)
+    get = operator.attrgetter(*(f.attname for f in plain)) if plain else (lambda obj: ())
+    if len(plain) == 1:
+        one = get
 
-        out.append(value)
-    return out
+        def get(obj):
+            return (one(obj),)
+
+    def row(obj):
+        values = get(obj)
+        if special:
+            values += tuple(
+                f.get_db_prep_save(getattr(obj, f.attname), connection) for f in special
+            )
+        return values
+
+    return plain + special, row
 
 
 def copy_insert(model, objs):
@@ -95,8 +101,7 @@ def copy_insert(model, objs):
         for obj in objs:
             if obj.pk is None:
                 obj.pk = next(ids)
-    fields = list(opts.concrete_fields)
-    values = _converters(fields)
+    fields, row = _prepared(list(opts.concrete_fields), objs)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     table = connection.ops.quote_name(opts.db_table)
     with (
@@ -104,7 +109,7 @@ def copy_insert(model, objs):
         cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
     ):
         for obj in objs:
-            copy.write_row([value(obj) for value in values])
+            copy.write_row(row(obj))
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
