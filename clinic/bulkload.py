@@ -365,6 +365,19 @@ def _plan(cursor, tables, build):
     for table in empty:
         key = f"analyze {table}"
         jobs[key] = _Job(key, f"ANALYZE {_quote(table)}", "analyze", table)
+    if build.parallel:
+        # Committed rows invite autovacuum, whose VACUUM and ANALYZE of the new tables would
+        # take the cores from the builds: off for these tables until their ANALYZE is done.
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE oid = ANY(%s::regclass[]) AND NOT EXISTS "
+            "(SELECT 1 FROM unnest(reloptions) o WHERE o LIKE 'autovacuum_enabled=%%')",
+            [empty],
+        )
+        for (table,) in cursor.fetchall():
+            cursor.execute(f"ALTER TABLE {_quote(table)} SET (autovacuum_enabled = false)")
+            key = f"autovacuum {table}"
+            sql = f"ALTER TABLE {_quote(table)} RESET (autovacuum_enabled)"
+            jobs[key] = _Job(key, sql, "option", table, after=[f"analyze {table}"])
     build.tables = empty
     return empty
 
@@ -394,9 +407,13 @@ def _order(build):
             (referenced,) = job.tables - {job.table} or {job.table}
             job.after |= own.get(referenced, set()) - {job.key}
             pages += size.get(referenced, 0) / 8192 / 2
+        if job.kind == "option":
+            pages = 0
         if job.kind == "analyze":
             job.after |= {
-                other.key for other in jobs if job.table in other.tables and other.kind != "analyze"
+                other.key
+                for other in jobs
+                if job.table in other.tables and other.kind not in ("analyze", "option")
             }
             pages = min(pages, 30000 / 50)  # a sample of 30,000 rows
         job.cost = pages * getattr(job, "weight", 1)

@@ -952,6 +952,18 @@ def _record_exists():
         return cursor.fetchone()[0] is not None
 
 
+def _autovacuum_off():
+    """The tables with autovacuum turned off (the build turns it off while it runs)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+            "AND 'autovacuum_enabled=false' = ANY(reloptions)"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
 def _chain_counts():
     return {
         model.__name__: (model.objects.count(), model.history.count())
@@ -995,7 +1007,7 @@ def test_a_committed_load_builds_on_two_connections_and_leaves_the_schema_whole(
     assert "constraints built in" in out and "on 2 connections" in out, out
     assert "copy " in out and "constraint plans_session session_no_" in out  # verbosity 2
     assert _schema() == before
-    assert not _record_exists()
+    assert not _record_exists() and not _autovacuum_off()
     assert Patient.objects.count() == 70
     counts = _chain_counts()
     assert all(rows == history and rows > 0 for rows, history in counts.values()), counts
@@ -1049,7 +1061,7 @@ def test_a_build_that_fails_after_the_commit_undoes_the_load(committed_chain):
     assert not Patient.objects.exists() and not Session.objects.exists()
     assert not Session.history.exists() and not Assessment.objects.exists()
     assert _schema() == before
-    assert not _record_exists()
+    assert not _record_exists() and not _autovacuum_off()
     committed_chain.undo()
     from plans import demo_scale
 
@@ -1070,13 +1082,14 @@ def test_a_load_killed_during_the_build_is_undone_by_the_next_one(committed_chai
     with pytest.raises(Exception, match="overlap|duplicate key"):
         call_command("seed_demo", patients=70, stdout=io.StringIO())
     assert _record_exists() and _schema() != before and Patient.objects.exists()
+    assert "plans_session" in _autovacuum_off()
     committed_chain.undo()
     from plans import demo_scale
 
     committed_chain.setattr(demo_scale, "UNIT", 20)
     settings_out = _seed_verbose()
     assert "Undid an unfinished load" in settings_out
-    assert not _record_exists() and _schema() == before
+    assert not _record_exists() and _schema() == before and not _autovacuum_off()
     assert Patient.objects.count() == 70
     counts = _chain_counts()
     assert all(rows == history for rows, history in counts.values()), counts
