@@ -12,6 +12,14 @@ value of each row in Python. The writes here give the database the same rows:
 - history rows are copied from the rows just written, with history_type '+', the given
   history user and one history_date, as bulk_create_with_history writes them.
 
+A fresh load drops the tables' indexes and constraints and builds them afterwards
+(`indexes_built_after`). Outside a caller's transaction the load commits first and the
+builds, ANALYZE and any INSERT ... SELECT handed to `Build.later` (the chain's copies, see
+plans/demo_scale.py) run on two connections at once, each statement as soon as its table is
+ready; until all are done the table RECORD says what the load still owes, and a failure (or,
+after a kill, the next load) undoes it: the loaded tables are emptied and their schema
+rebuilt.
+
 Other databases keep Django's bulk_create (see `patients.demo.bulk_insert`).
 """
 
