@@ -24,6 +24,7 @@ Other databases keep Django's bulk_create (see `patients.demo.bulk_insert`).
 """
 
 import operator
+import threading
 import time
 from contextlib import contextmanager
 
@@ -237,8 +238,6 @@ class Build:
 
     def run(self):
         """Run the jobs on `workers` connections, biggest runnable first."""
-        import threading
-
         done, running, failed = set(), {}, []
         pending = dict(self.jobs)
         lock = threading.Condition()

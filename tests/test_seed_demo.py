@@ -1087,8 +1087,9 @@ def test_a_load_killed_during_the_build_is_undone_by_the_next_one(committed_chai
     from plans import demo_scale
 
     committed_chain.setattr(demo_scale, "UNIT", 20)
-    settings_out = _seed_verbose()
-    assert "Undid an unfinished load" in settings_out
+    out = _seed_verbose()
+    assert "Undid an unfinished load" in out
+    assert "Chain: 2 more units of 20 patients copied" in out  # a fresh load again
     assert not _record_exists() and _schema() == before and not _autovacuum_off()
     assert Patient.objects.count() == 70
     counts = _chain_counts()

@@ -76,13 +76,14 @@ class Command(BaseCommand):
         # once, at the end (clinic/bulkload.py); everywhere, one transaction for the load.
         # A chain-sized load on PostgreSQL builds the first patients and copies them as
         # further units of the chain (plans/demo_scale.py); elsewhere all are built.
-        built, copies = patients, 0
-        for module in modules:
-            if hasattr(module, "units"):
-                built, copies = module.units(patients)
         # Outside a caller's transaction the load commits before the builds, which run on two
         # connections of their own with the chain's copies (see bulkload.Build).
         with bulkload.indexes_built_after(tables, stdout=self.stdout, verbosity=verbosity) as build:
+            # (Asked here, after indexes_built_after has undone an unfinished load.)
+            built, copies = patients, 0
+            for module in modules:
+                if hasattr(module, "units"):
+                    built, copies = module.units(patients)
             for module in modules:
                 phase = time.monotonic()
                 module.seed(
