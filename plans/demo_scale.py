@@ -131,8 +131,11 @@ class _Table:
         return f"({expression} + {int(self.base)} + (g.k - 1) * {int(self.span)})"
 
 
-def replicate(*, copies, built, users, stdout):
-    """Copy the first UNIT demo patients (and all they own) `copies` times (see above)."""
+def replicate(*, copies, built, users, stdout, later=None):
+    """Copy the first UNIT demo patients (and all they own) `copies` times (see above).
+
+    `later(sql, table, params)` runs a table's copy (bulkload.Build.later: at once,
+    or with the index builds on other connections); without it, each runs here."""
     if copies <= 0:
         return
     started = time.monotonic()
@@ -155,23 +158,35 @@ def replicate(*, copies, built, users, stdout):
         for through, m2m in _history_m2m(model, history):
             tables[m2m] = _Table(m2m, "history_id", tables[history], tracked=through)
             order.append(tables[m2m])
+    if later is None:
+
+        def later(sql, table, params=None):
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+
     counts = Counter()
+    q = connection.ops.quote_name
     with connection.cursor() as cursor:
         for table in order:
             table.measure(cursor, UNIT)
-        staff = _copy_staff(cursor, copies, manager, counts)
+        staff = _copy_staff(copies, manager, counts)
         for table in order:
-            counts[table.table] += _copy_rows(cursor, table, tables, copies, built, staff)
-        for table in order:
-            q = connection.ops.quote_name
+            if not table.rows:
+                continue
+            # The ids the copies take, before they are written (so that nothing else
+            # written meanwhile can take them): the last is the table's last id moved by
+            # `copies` spans.
             cursor.execute(
-                f"SELECT setval(pg_get_serial_sequence(%s, %s), "  # nosec B608: names from model meta, quoted; numbers are ints computed here
-                f"(SELECT max({q(table.pk)}) FROM {q(table.table)}))",
-                [q(table.table), table.pk],
+                "SELECT setval(pg_get_serial_sequence(%s, %s), %s)",
+                [q(table.table), table.pk, table.high + copies * table.span],
             )
+            sql, params = _copy_rows(table, tables, copies, built, staff)
+            later(sql, table.table, params)
+            counts[table.table] += table.rows * copies
     stdout.write(
-        f"Chain: {copies} more units of {UNIT} patients copied in "
-        f"{time.monotonic() - started:.1f} s ({sum(counts.values())} rows)."
+        f"Chain: {copies} more units of {UNIT} patients copied "
+        f"({sum(counts.values())} rows; staff and statements ready in "
+        f"{time.monotonic() - started:.1f} s)."
     )
 
 
@@ -189,11 +204,10 @@ def _history_m2m(model, history):
     ]
 
 
-def _copy_staff(cursor, copies, manager, counts):
+def _copy_staff(copies, manager, counts):
     """For each copy: a site per demo site (same opening hours, "Harbour Clinic 2"), and
     there a room per room, a device per device, and a clinician per demo clinician (same
-    week, same leave). Returns the temporary map tables'
-    names by related model."""
+    week, same leave). Returns {related model: (copy numbers, old ids, new ids)}."""
     User = get_user_model()
     group = Group.objects.get(name=CLINICIAN)
     clinicians = list(
@@ -294,22 +308,13 @@ def _copy_staff(cursor, copies, manager, counts):
         counts=counts,
     )
     maps = {}
-    for model, pairs in (
+    for model, triples in (
         (User, [(k, old.pk, new.pk) for k, old, new in user_map]),
         (Location, [(k, old.pk, new.pk) for k, old, new in new_sites]),
         (Room, [(k, old.pk, new.pk) for k, old, new in new_rooms]),
         (Device, [(k, old.pk, new.pk) for k, old, new in new_devices]),
     ):
-        name = f"demo_copy_{model._meta.model_name}"
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE {name} (k int, old bigint, new bigint, "
-            f"PRIMARY KEY (k, old)) ON COMMIT DROP"
-        )
-        with cursor.cursor.copy(f"COPY {name} (k, old, new) FROM STDIN") as copy:
-            for row in pairs:
-                copy.write_row(row)
-        cursor.execute(f"ANALYZE {name}")
-        maps[model] = name
+        maps[model] = tuple(list(column) for column in zip(*triples, strict=True)) or ([], [], [])
     return maps
 
 
@@ -325,11 +330,11 @@ def _names():
     }, (array(LAST_NAMES), array([_ascii(n) for n in LAST_NAMES]), len(LAST_NAMES))
 
 
-def _copy_rows(cursor, table, tables, copies, built, staff):
-    """All copies of the unit's rows of `table`, in one INSERT ... SELECT."""
-    if not table.rows:
-        return 0
+def _copy_rows(table, tables, copies, built, staff):
+    """All copies of the unit's rows of `table`: one INSERT ... SELECT and its parameters
+    (the staff maps, as arrays)."""
     q = connection.ops.quote_name
+    params = []
     model = table.model
     joins, columns, values = [], [], []
     is_patient = Patient in (model, table.tracked)
@@ -345,9 +350,10 @@ def _copy_rows(cursor, table, tables, copies, built, staff):
         elif field.is_relation and field.related_model in staff:
             alias = f"m{len(joins)}"
             joins.append(
-                f"LEFT JOIN {staff[field.related_model]} {alias} "
-                f"ON {alias}.k = g.k AND {alias}.old = {source}"
+                f"LEFT JOIN unnest(%s::int[], %s::bigint[], %s::bigint[]) "
+                f"AS {alias}(k, old, new) ON {alias}.k = g.k AND {alias}.old = {source}"
             )
+            params.extend(staff[field.related_model])
             value = f"COALESCE({alias}.new, {source})"
         elif is_patient and column in ("record_number", "first_name", "last_name", "email"):
             value = _patient_column(column, tables[Patient], built)
@@ -363,8 +369,7 @@ def _copy_rows(cursor, table, tables, copies, built, staff):
         f"BETWEEN {int(table.low if table.owner is None else table.owner.low)} "
         f"AND {int(table.cutoff if table.owner is None else table.owner.cutoff)}"
     )
-    cursor.execute(sql)
-    return cursor.rowcount
+    return sql, params or None
 
 
 def _patient_column(column, patients, built):
@@ -382,9 +387,9 @@ def _patient_column(column, patients, built):
         )
     new_id = patients.shift("t.id")
     first, last = _names()
-    pick_last = f"(1 + ({new_id} * 7919) % {last[2]})"
+    pick_last = f"(1 + mod({new_id} * 7919, {last[2]}))"
     first_by_sex = {
-        sex: (names, ascii_names, f"(1 + ({new_id} * 104729) % {size})")
+        sex: (names, ascii_names, f"(1 + mod({new_id} * 104729, {size}))")
         for sex, (names, ascii_names, size) in first.items()
     }
 

@@ -940,3 +940,166 @@ def test_a_chain_sized_postgresql_load_copies_whole_units_with_their_own_staff(
     clone.pk, clone.status = None, "cancelled"
     clone.save()
     assert clone.pk > session.pk
+
+
+def _record_exists():
+    from django.db import connection
+
+    from clinic import bulkload
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [bulkload.RECORD])
+        return cursor.fetchone()[0] is not None
+
+
+def _autovacuum_off():
+    """The tables with autovacuum turned off (the build turns it off while it runs)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+            "AND 'autovacuum_enabled=false' = ANY(reloptions)"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _chain_counts():
+    return {
+        model.__name__: (model.objects.count(), model.history.count())
+        for model in (Patient, ScarSite, Plan, Course, Session, SessionTreatment, Assessment)
+    }
+
+
+@pytest.fixture
+def committed_chain(settings, monkeypatch):
+    """A chain-sized load (30 built + 2 copies of 20) outside any transaction: the load
+    commits and the copies and builds run on two connections of their own (bulkload.Build).
+    PostgreSQL only; the tables are emptied afterwards, the data migrations' rows kept."""
+    from django.db import connection
+
+    from plans import demo_scale
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the two-connection build is PostgreSQL's")
+    monkeypatch.setattr(demo_scale, "UNIT", 20)
+    settings.DEBUG = True
+    return monkeypatch
+
+
+def _seed_verbose(patients=70):
+    out = io.StringIO()
+    call_command("seed_demo", patients=patients, stdout=out, verbosity=2)
+    return out.getvalue()
+
+
+_COMMITTED = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+@_COMMITTED
+def test_a_committed_load_builds_on_two_connections_and_leaves_the_schema_whole(
+    committed_chain,
+):
+    from django.db import IntegrityError, transaction
+
+    before = _schema()
+    out = _seed_verbose()
+    assert "constraints built in" in out and "on 2 connections" in out, out
+    assert "copy " in out and "constraint plans_session session_no_" in out  # verbosity 2
+    assert _schema() == before
+    assert not _record_exists() and not _autovacuum_off()
+    assert Patient.objects.count() == 70
+    counts = _chain_counts()
+    assert all(rows == history and rows > 0 for rows, history in counts.values()), counts
+    original = Session.objects.filter(patient__record_number__lte=patients_demo.record_number(20))
+    copy = Session.objects.filter(
+        patient__record_number__gte=patients_demo.record_number(51),
+        patient__record_number__lte=patients_demo.record_number(70),
+    )
+    assert sorted(copy.values_list("status", "scheduled_at")) == sorted(
+        original.values_list("status", "scheduled_at")
+    )
+    booked = Session.objects.filter(status="scheduled", location__isnull=False).last()
+    twin = Session.objects.get(pk=booked.pk)
+    twin.pk = None
+    twin.patient = Patient.objects.exclude(pk=booked.patient_id).first()
+    twin.room = twin.device = None
+    with pytest.raises(IntegrityError, match="session_no_clinician_overlap"), transaction.atomic():
+        twin.save()
+
+
+def _double_book_in_the_copies(monkeypatch):
+    """Make the chain's copies hold a double booking, so that the build's exclusion
+    constraint fails after the load has committed."""
+    from plans import demo_scale
+
+    replicate = demo_scale.replicate
+
+    def double_booking(**kwargs):
+        replicate(**kwargs)
+        kwargs["later"](
+            "INSERT INTO plans_session SELECT (s).* FROM (SELECT s FROM plans_session s "
+            "WHERE status = 'scheduled' AND location_id IS NOT NULL ORDER BY id LIMIT 1) x",
+            "plans_session",
+        )
+
+    monkeypatch.setattr(demo_scale, "replicate", double_booking)
+    monkeypatch.setattr("plans.demo.replicate", double_booking)
+
+
+@_COMMITTED
+def test_a_build_that_fails_after_the_commit_undoes_the_load(committed_chain):
+    """The load has committed when the builds run: a failure empties the loaded tables and
+    builds their indexes and constraints again, so the database is as before the load, the
+    error is raised, and a rerun loads it."""
+    before = _schema()
+    _double_book_in_the_copies(committed_chain)
+    out = io.StringIO()
+    with pytest.raises(Exception, match="overlap|duplicate key"):
+        call_command("seed_demo", patients=70, stdout=out)
+    assert "undoing it" in out.getvalue() and "Undid an unfinished load" in out.getvalue()
+    assert not Patient.objects.exists() and not Session.objects.exists()
+    assert not Session.history.exists() and not Assessment.objects.exists()
+    assert _schema() == before
+    assert not _record_exists() and not _autovacuum_off()
+    committed_chain.undo()
+    from plans import demo_scale
+
+    committed_chain.setattr(demo_scale, "UNIT", 20)
+    _seed_verbose()
+    assert Patient.objects.count() == 70 and _schema() == before
+
+
+@_COMMITTED
+def test_a_load_killed_during_the_build_is_undone_by_the_next_one(committed_chain):
+    """A load stopped where Python cannot undo it (killed) leaves the record of what it
+    owes: the next seed_demo empties those tables, rebuilds their schema, then loads."""
+    from clinic import bulkload
+
+    before = _schema()
+    _double_book_in_the_copies(committed_chain)
+    committed_chain.setattr(bulkload, "undo", lambda log=None: None)  # killed: no undo
+    with pytest.raises(Exception, match="overlap|duplicate key"):
+        call_command("seed_demo", patients=70, stdout=io.StringIO())
+    assert _record_exists() and _schema() != before and Patient.objects.exists()
+    assert "plans_session" in _autovacuum_off()
+    committed_chain.undo()
+    from plans import demo_scale
+
+    committed_chain.setattr(demo_scale, "UNIT", 20)
+    out = _seed_verbose()
+    assert "Undid an unfinished load" in out
+    assert "Chain: 2 more units of 20 patients copied" in out  # a fresh load again
+    assert not _record_exists() and _schema() == before and not _autovacuum_off()
+    assert Patient.objects.count() == 70
+    counts = _chain_counts()
+    assert all(rows == history for rows, history in counts.values()), counts
+
+
+def test_the_demo_logins_have_the_published_password_each_with_its_own_salt(demo):
+    """seed_demo hashes the three passwords at once (threads): each is a full hash of
+    'cicatrix-demo' with its own salt."""
+    logins = get_user_model().objects.filter(username__in=["frontdesk", "clinician", "manager"])
+    assert len(logins) == 3
+    assert all(user.check_password("cicatrix-demo") for user in logins)
+    assert len({user.password for user in logins}) == 3

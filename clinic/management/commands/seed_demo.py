@@ -9,10 +9,12 @@ command finds them through the app registry, so `clinic` never imports `patients
 import importlib
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -44,7 +46,7 @@ class Command(BaseCommand):
             help="Run even with DEBUG off (creates logins with a published password).",
         )
 
-    def handle(self, *args, patients, force, **options):
+    def handle(self, *args, patients, force, verbosity=1, **options):
         if not settings.DEBUG and not force:
             raise CommandError(
                 "seed_demo creates logins with the published password 'cicatrix-demo' and "
@@ -53,9 +55,15 @@ class Command(BaseCommand):
         if patients < 0:
             raise CommandError("--patients must be 0 or more.")
         started = time.monotonic()
-        with transaction.atomic():
-            sync_roles()
-            users = self._seed_users()
+        # Each login's password hash takes the better part of a second (PBKDF2's work
+        # factor): the three are computed at once (hashlib lets go of the GIL), while the
+        # roles are set up.
+        with ThreadPoolExecutor(len(DEMO_USERS)) as pool:
+            hashes = [pool.submit(make_password, DEMO_PASSWORD) for _ in DEMO_USERS]
+            with transaction.atomic():
+                sync_roles()
+                users = self._seed_users([h.result for h in hashes])
+        self._timing(verbosity, "roles and logins", started)
         modules = list(self._demo_modules())
         tables = [
             model
@@ -68,21 +76,36 @@ class Command(BaseCommand):
         # once, at the end (clinic/bulkload.py); everywhere, one transaction for the load.
         # A chain-sized load on PostgreSQL builds the first patients and copies them as
         # further units of the chain (plans/demo_scale.py); elsewhere all are built.
-        built, copies = patients, 0
-        for module in modules:
-            if hasattr(module, "units"):
-                built, copies = module.units(patients)
-        with bulkload.indexes_built_after(tables, stdout=self.stdout):
+        # Outside a caller's transaction the load commits before the builds, which run on two
+        # connections of their own with the chain's copies (see bulkload.Build).
+        with bulkload.indexes_built_after(tables, stdout=self.stdout, verbosity=verbosity) as build:
+            # (Asked here, after indexes_built_after has undone an unfinished load.)
+            built, copies = patients, 0
             for module in modules:
+                if hasattr(module, "units"):
+                    built, copies = module.units(patients)
+            for module in modules:
+                phase = time.monotonic()
                 module.seed(
                     patients=built,
                     rng=random.Random(DEMO_SEED),
                     users=users,
                     stdout=self.stdout,
                 )
+                self._timing(verbosity, f"{module.__name__}.seed", phase)
             for module in modules:
                 if copies and hasattr(module, "replicate"):
-                    module.replicate(copies=copies, built=built, users=users, stdout=self.stdout)
+                    phase = time.monotonic()
+                    module.replicate(
+                        copies=copies,
+                        built=built,
+                        users=users,
+                        stdout=self.stdout,
+                        later=build.later,
+                    )
+                    self._timing(verbosity, f"{module.__name__}.replicate", phase)
+            phase = time.monotonic()
+        self._timing(verbosity, "commit", phase)
         # The bulk load bypasses the signals that keep the outcomes summary current.
         from plans import outcome_summary
 
@@ -94,16 +117,20 @@ class Command(BaseCommand):
             f"'{DEMO_PASSWORD}'): " + ", ".join(name for name, *_ in DEMO_USERS)
         )
 
-    def _seed_users(self):
+    def _timing(self, verbosity, what, since):
+        if verbosity >= 2:
+            self.stdout.write(f"  [{what}: {time.monotonic() - since:.1f} s]")
+
+    def _seed_users(self, hashes):
         User = get_user_model()
         users = {}
-        for username, first, last, title, role in DEMO_USERS:
+        for (username, first, last, title, role), password in zip(DEMO_USERS, hashes, strict=True):
             user, created = User.objects.get_or_create(
                 username=username,
                 defaults={"first_name": first, "last_name": last, "professional_title": title},
             )
             if created:
-                user.set_password(DEMO_PASSWORD)
+                user.password = password()  # make_password(DEMO_PASSWORD), as set_password
                 user.save()
                 user.groups.add(Group.objects.get(name=role))
                 if role == CLINICIAN:
