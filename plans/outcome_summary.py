@@ -415,13 +415,36 @@ def _build_patient_rows(cursor, t):
 
 
 def _refresh_patient_rows(cursor, t, ranges):
-    """Replace the patient rows of the marked days; mend prev_day and the gaps they change.
+    """Bring the patient rows of the marked days to what they should be; mend prev_day and
+    the gaps the changed rows change.
 
-    Only the marked days' patients (before or after) can have a row whose prev_day changes.
-    The gaps change by: minus the marked days' old rows, minus and plus each other row whose
-    prev_day changes (old and new), plus the marked days' new rows.
+    Only rows that go or come change anything: their patients' other rows may get another
+    prev_day. The gaps change by: minus those patients' rows on the marked days as they
+    were, minus and plus each of their other rows whose prev_day changes (old and new), plus
+    their rows on the marked days as they are after.
     """
+    pg = connection.vendor == "postgresql"
     day_in, day_params = _in_days("day", ranges)
+    o_day_in, _ = _in_days("o.day", ranges)
+    same = (
+        "{a}.day = {b}.day AND {a}.treatment_id = {b}.treatment_id"
+        " AND {a}.scar_type_id = {b}.scartype_id AND {a}.patient_id = {b}.patient_id"
+    )
+    gone = (
+        f"SELECT o.patient_id FROM {t['opd']} o WHERE {o_day_in} AND NOT EXISTS"  # nosec B608
+        f" (SELECT 1 FROM {SESSION_GROUPS} g WHERE {same.format(a='o', b='g')})"
+    )
+    new = (
+        f"SELECT g.patient_id FROM {SESSION_GROUPS} g WHERE NOT EXISTS"  # nosec B608
+        f" (SELECT 1 FROM {t['opd']} o WHERE {same.format(a='o', b='g')})"
+    )
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE {PATIENTS} AS {gone} UNION {new}",  # nosec B608
+        day_params,
+    )
+    if pg:
+        cursor.execute(f"ANALYZE {PATIENTS}")  # nosec B608: a constant name
+    theirs = f"patient_id IN (SELECT patient_id FROM {PATIENTS})"
     gaps = (
         "SELECT day, treatment_id, scar_type_id, {prev}, COUNT(*) FROM {table}"  # nosec B608
         " WHERE {where} GROUP BY day, treatment_id, scar_type_id, {prev}"
@@ -434,34 +457,39 @@ def _refresh_patient_rows(cursor, t, ranges):
             key = _gap_key(key)
             change[key] = change.get(key, 0) + sign * n
 
+    on_days = gaps.format(prev="prev_day", table=t["opd"], where=f"{theirs} AND {day_in}")
+    count(on_days, day_params, -1)
     cursor.execute(
-        f"CREATE TEMPORARY TABLE {PATIENTS} AS SELECT patient_id FROM {t['opd']}"  # nosec B608
-        f" WHERE {day_in} UNION SELECT patient_id FROM {SESSION_GROUPS}",
+        f"DELETE FROM {t['opd']} WHERE {day_in} AND {theirs} AND NOT EXISTS"  # nosec B608
+        f" (SELECT 1 FROM {SESSION_GROUPS} g WHERE {same.format(a=t['opd'], b='g')})",
         day_params,
     )
-    on_days = gaps.format(prev="prev_day", table=t["opd"], where=day_in)
-    count(on_days, day_params, -1)
-    cursor.execute(f"DELETE FROM {t['opd']} WHERE {day_in}", day_params)  # nosec B608
     cursor.execute(
         f"INSERT INTO {t['opd']} (day, treatment_id, scar_type_id, patient_id)"  # nosec B608
-        f" SELECT DISTINCT day, treatment_id, scartype_id, patient_id FROM {SESSION_GROUPS}"
+        f" SELECT DISTINCT g.day, g.treatment_id, g.scartype_id, g.patient_id"
+        f" FROM {SESSION_GROUPS} g WHERE g.{theirs} AND NOT EXISTS"
+        f" (SELECT 1 FROM {t['opd']} o WHERE {same.format(a='o', b='g')})"
     )
-    differs = "IS DISTINCT FROM" if connection.vendor == "postgresql" else "IS NOT"
+    differs = "IS DISTINCT FROM" if pg else "IS NOT"
     cursor.execute(
-        f"CREATE TEMPORARY TABLE {PREV_CHANGES} AS SELECT o.id, o.day, o.treatment_id,"  # nosec B608
-        " o.scar_type_id, o.prev_day AS old_prev, x.prev AS new_prev"
-        f" FROM {t['opd']} o JOIN (SELECT id, LAG(day) OVER (PARTITION BY patient_id,"
-        f" treatment_id, scar_type_id ORDER BY day) AS prev FROM {t['opd']}"
-        f" WHERE patient_id IN (SELECT patient_id FROM {PATIENTS})) x ON x.id = o.id"
-        f" WHERE o.prev_day {differs} x.prev"
+        f"CREATE TEMPORARY TABLE {PREV_CHANGES} AS SELECT * FROM (SELECT id, day,"  # nosec B608
+        " treatment_id, scar_type_id, prev_day AS old_prev, LAG(day) OVER (PARTITION BY"
+        " patient_id, treatment_id, scar_type_id ORDER BY day) AS new_prev"
+        f" FROM {t['opd']} WHERE {theirs}) x WHERE old_prev {differs} new_prev"
     )
     off_days = f"NOT {day_in}"
     count(gaps.format(prev="old_prev", table=PREV_CHANGES, where=off_days), day_params, -1)
     count(gaps.format(prev="new_prev", table=PREV_CHANGES, where=off_days), day_params, 1)
-    cursor.execute(
-        f"UPDATE {t['opd']} SET prev_day = (SELECT c.new_prev FROM {PREV_CHANGES} c"  # nosec B608
-        f" WHERE c.id = {t['opd']}.id) WHERE id IN (SELECT id FROM {PREV_CHANGES})"
-    )
+    if pg:
+        cursor.execute(
+            f"UPDATE {t['opd']} o SET prev_day = c.new_prev"  # nosec B608: model meta
+            f" FROM {PREV_CHANGES} c WHERE o.id = c.id"
+        )
+    else:
+        cursor.execute(
+            f"UPDATE {t['opd']} SET prev_day = (SELECT c.new_prev FROM {PREV_CHANGES} c"  # nosec B608
+            f" WHERE c.id = {t['opd']}.id) WHERE id IN (SELECT id FROM {PREV_CHANGES})"
+        )
     count(on_days, day_params, 1)
     _apply_gap_changes({key: n for key, n in change.items() if n})
 
