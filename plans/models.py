@@ -1010,6 +1010,9 @@ class OutcomePatientDay(models.Model):
     treatment_id = models.IntegerField()
     scar_type_id = models.IntegerField()
     patient_id = models.IntegerField()
+    # The patient's previous day in this treatment and scar type (none: this is the first),
+    # which OutcomePatientGap counts.
+    prev_day = models.DateField(null=True)
 
     class Meta:
         constraints = [
@@ -1018,9 +1021,32 @@ class OutcomePatientDay(models.Model):
                 name="outcome_patient_day_unique",
             )
         ]
+        # The refresh re-reads a changed day's patients' rows to set their prev_day.
+        indexes = [models.Index(fields=["patient_id"], name="outcome_patient_day_patient")]
 
     def __str__(self):
         return f"{self.day} {self.treatment_id}/{self.scar_type_id} #{self.patient_id}"
+
+
+class OutcomePatientGap(models.Model):
+    """How many patients were treated on a local day, per treatment, scar type and the day
+    each of them was last treated so before (none: never). The distinct patients from start
+    to end are then a plain sum: those of the range's days last seen before start (or never),
+    each counted on their first day in the range, with no DISTINCT over patient rows."""
+
+    day = models.DateField()
+    treatment_id = models.IntegerField()
+    scar_type_id = models.IntegerField()
+    prev_day = models.DateField(null=True)
+    patients = models.IntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["day", "treatment_id", "scar_type_id"], name="outcome_gap_day")
+        ]
+
+    def __str__(self):
+        return f"{self.day} {self.treatment_id}/{self.scar_type_id} after {self.prev_day}"
 
 
 class OutcomeDirtyDay(models.Model):

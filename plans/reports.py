@@ -26,7 +26,7 @@ from plans.models import (
     Amendment,
     Assessment,
     OutcomeDay,
-    OutcomePatientDay,
+    OutcomePatientGap,
     OutcomeScoreDay,
     Plan,
     SafetyOverride,
@@ -367,7 +367,7 @@ def _summary_outcomes(start, end, instrument):
     tables = {
         "od": OutcomeDay._meta.db_table,
         "osd": OutcomeScoreDay._meta.db_table,
-        "opd": OutcomePatientDay._meta.db_table,
+        "gap": OutcomePatientGap._meta.db_table,
         "t": Treatment._meta.db_table,
         "ty": ScarType._meta.db_table,
     }
@@ -383,16 +383,15 @@ def _summary_outcomes(start, end, instrument):
             params,
         )
         counts = cursor.fetchall()
-        # Distinct (treatment, type, patient) by hash on the narrow ids first, names after:
-        # sorting the year's patient-days by name spilled to disk (0.95 s at 136,000 patients).
+        # Distinct patients without DISTINCT: each counted on their first day in the range,
+        # the one whose previous day in the group is before start (or none).
         cursor.execute(
-            "SELECT t.name, ty.name, x.n FROM (SELECT treatment_id, scar_type_id, COUNT(*) AS n"  # nosec B608: as above
-            " FROM (SELECT DISTINCT treatment_id, scar_type_id, patient_id"
-            f" FROM {tables['opd']} WHERE day >= %s AND day <= %s) d"
-            " GROUP BY treatment_id, scar_type_id) x"
+            "SELECT t.name, ty.name, x.n FROM (SELECT treatment_id, scar_type_id,"  # nosec B608: as above
+            f" SUM(patients) AS n FROM {tables['gap']} WHERE day >= %s AND day <= %s"
+            " AND (prev_day IS NULL OR prev_day < %s) GROUP BY treatment_id, scar_type_id) x"
             f" JOIN {tables['t']} t ON t.id = x.treatment_id"
             f" JOIN {tables['ty']} ty ON ty.id = x.scar_type_id",
-            params,
+            [*params, params[0]],
         )
         patients = {(t, ty): n for t, ty, n in cursor.fetchall()}
         score_filter = " AND x.instrument = %s" if instrument else ""

@@ -8,7 +8,15 @@ from django.test.utils import CaptureQueriesContext
 
 from patients.models import ScarType
 from plans import outcome_summary, services
-from plans.models import AdverseEvent, Assessment, OutcomeDirtyDay, Session, SessionTreatment
+from plans.models import (
+    AdverseEvent,
+    Assessment,
+    OutcomeDirtyDay,
+    OutcomePatientDay,
+    OutcomePatientGap,
+    Session,
+    SessionTreatment,
+)
 from plans.reports import clinic_outcomes, direct_outcomes
 from plans.services import AdverseEventInput
 from tests.factories import (
@@ -202,3 +210,117 @@ def test_a_freshly_seeded_demo_has_a_built_and_correct_summary(settings):
         got = clinic_outcomes(start=start, end=end)
         assert got
         assert table(got) == table(direct_outcomes(start=start, end=end))
+
+
+# --- prev_day: distinct patients as a sum of first days in the range -----------------------
+
+STARTS = [
+    date(2026, 1, 1),
+    date(2026, 1, 6),
+    date(2026, 1, 21),
+    date(2026, 2, 2),
+    date(2026, 2, 3),
+    date(2026, 2, 10),
+    date(2026, 3, 1),
+    date(2026, 3, 3),
+    date(2026, 3, 10),
+    date(2026, 3, 21),
+    date(2026, 4, 7),
+]
+
+
+def assert_patients_right_from_every_start():
+    """Every range start around the sessions' days, and the summary as a rebuild makes it."""
+    for start in STARTS:
+        for end in (MAR_31, date(2026, 4, 30)):
+            if start <= end:
+                got = clinic_outcomes(start=start, end=end)
+                assert table(got) == table(direct_outcomes(start=start, end=end)), (start, end)
+    patient_rows = sorted(
+        OutcomePatientDay.objects.values_list(
+            "day", "treatment_id", "scar_type_id", "patient_id", "prev_day"
+        )
+    )
+    gaps = sorted(
+        OutcomePatientGap.objects.values_list(
+            "day", "treatment_id", "scar_type_id", "prev_day", "patients"
+        ),
+        key=str,
+    )
+    outcome_summary.rebuild()
+    assert patient_rows == sorted(
+        OutcomePatientDay.objects.values_list(
+            "day", "treatment_id", "scar_type_id", "patient_id", "prev_day"
+        )
+    )
+    assert gaps == sorted(
+        OutcomePatientGap.objects.values_list(
+            "day", "treatment_id", "scar_type_id", "prev_day", "patients"
+        ),
+        key=str,
+    )
+
+
+def chest_sessions(clinic):  # noqa: F811
+    return list(
+        Session.objects.filter(patient=clinic.p2, plan__target_sites__body_site="chest")
+        .distinct()
+        .order_by("scheduled_at")
+    )
+
+
+def test_a_cancelled_middle_session_hands_the_next_one_the_earlier_day(richer):
+    assert_patients_right_from_every_start()
+    _feb9, mar9, apr6 = chest_sessions(richer)
+    mar9.status = Session.Status.CANCELLED
+    mar9.save()
+    assert_patients_right_from_every_start()
+    assert OutcomePatientDay.objects.get(day=apr6.scheduled_on).prev_day == date(2026, 2, 9)
+    mar9.status = Session.Status.COMPLETED
+    mar9.save()
+    assert_patients_right_from_every_start()
+
+
+def test_a_session_moved_across_a_range_start_and_past_the_next(richer):
+    assert_patients_right_from_every_start()
+    feb9, _mar9, _apr6 = chest_sessions(richer)
+    for days in (20, 20, -45):  # to 1 Mar, 21 Mar (after the next), then back to 4 Feb
+        feb9.scheduled_at += timedelta(days=days)
+        feb9.ends_at += timedelta(days=days)
+        feb9.save()
+        assert_patients_right_from_every_start()
+
+
+def test_a_session_logged_between_two_others_and_a_treatment_taken_off(richer, clinician):
+    assert_patients_right_from_every_start()
+    mar2 = Session.objects.filter(patient=richer.p1, status="scheduled").order_by("pk").first()
+    mar2.scheduled_at -= timedelta(days=41)  # 20 Jan: between 5 Jan and 2 Feb
+    mar2.ends_at -= timedelta(days=41)
+    mar2.save()
+    log_session(mar2, clinician, scores=[(richer.p1.scar_sites.get(), "vss", 8)])
+    assert_patients_right_from_every_start()
+    SessionTreatment.objects.filter(session=mar2).delete()
+    assert_patients_right_from_every_start()
+
+
+def test_two_marked_days_far_apart_mend_the_rows_between(richer):
+    assert_patients_right_from_every_start()
+    feb9, mar9, _apr6 = chest_sessions(richer)
+    # Both in one refresh: the first marked day's next row is on the second.
+    for session in (feb9, mar9):
+        session.status = Session.Status.MISSED
+        session.save()
+    assert_patients_right_from_every_start()
+
+
+def test_a_first_view_counts_patients_without_reading_patient_rows(richer):
+    clinic_outcomes(start=JAN_1, end=MAR_31)
+    from django.core.cache import cache
+
+    cache.clear()
+    with CaptureQueriesContext(connection) as queries:
+        clinic_outcomes(start=JAN_1, end=MAR_31)
+    sql = " ".join(q["sql"] for q in queries.captured_queries)
+    assert OutcomePatientGap._meta.db_table in sql
+    assert OutcomePatientDay._meta.db_table not in sql
+    assert "DISTINCT" not in sql.upper()
