@@ -10,7 +10,7 @@ def unbuild(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("plans", "0017_outcome_summary"),
+        ("plans", "0019_photo_views"),
     ]
 
     operations = [
