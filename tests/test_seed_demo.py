@@ -776,7 +776,7 @@ def _content():
                 and not (derived and f.name in ("id", "version"))
             ]
             rows = list(model._base_manager.order_by("pk").values_list(*columns))
-            tables[model._meta.db_table] = (columns, sorted(rows) if derived else rows)
+            tables[model._meta.db_table] = (columns, sorted(rows, key=repr) if derived else rows)
     return tables
 
 
