@@ -91,6 +91,24 @@ ACCESS = [
         (403, 200, 200),
     ),
     ("clinic_outcomes", lambda w: {}, "get", None, (403, 403, 200)),
+    ("session_aftercare", lambda w: {"pk": w.done.pk}, "get", None, (403, 200, 200)),
+    ("session_aftercare_pdf", lambda w: {"pk": w.done.pk}, "get", None, (403, 200, 200)),
+    (
+        "photo_compare",
+        lambda w: {"pk": w.patient.pk, "site_pk": w.site.pk},
+        "get",
+        None,
+        (403, 200, 200),
+    ),
+    (
+        "photo_report_pair",
+        lambda w: {"pk": w.patient.pk, "site_pk": w.site.pk},
+        "post",
+        {},
+        (403, 302, 302),
+    ),
+    ("report_send", lambda w: {"pk": w.patient.pk}, "post", {}, (403, 302, 302)),
+    ("report_link_revoke", lambda w: {"pk": 999999}, "post", {}, (403, 404, 404)),
 ]
 ACCESS_IDS = [row[0] for row in ACCESS]
 
@@ -105,6 +123,9 @@ def test_the_access_tables_cover_every_staff_url():
     from tests import test_views_patients, test_views_sessions
 
     staff_urls = {p.name for p in patient_urls.urlpatterns + plan_urls.urlpatterns} | {"home"}
+    staff_urls -= {
+        "patient_link"
+    }  # the patient's own link: no login (tests/test_report_sending.py)
     tables = (ACCESS, test_views_patients.ACCESS, test_views_sessions.ACCESS)
     assert staff_urls - {row[0] for table in tables for row in table} == set()
 
