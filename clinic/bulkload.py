@@ -444,7 +444,7 @@ def _order(build):
 
 
 @contextmanager
-def indexes_built_after(models, stdout=None, *, verbosity=1, workers=2):
+def indexes_built_after(models, stdout=None, *, verbosity=1, workers=2, fresh=True):
     """Load into the empty tables of `models` without their indexes and constraints, then
     build them once, and yield a `Build` whose `later` takes further INSERT ... SELECTs.
 
@@ -462,15 +462,23 @@ def indexes_built_after(models, stdout=None, *, verbosity=1, workers=2):
     undone: the loaded tables are emptied and their indexes and constraints built on them
     again, and the error is raised. A load killed outside Python's reach leaves RECORD, and
     the next load undoes it first, the same way. Elsewhere than PostgreSQL: only the
-    transaction."""
+    transaction. `fresh` (a bool, or a callable asked after an unfinished load is undone)
+    false: the database already holds the data, and no table is rebuilt."""
     log = _logger(stdout, verbosity)
     if not available():
         build = Build(1, log)
         with transaction.atomic():
             yield build
         return
-    tables = sorted({model._meta.db_table for model in models})
+    every_table = sorted({model._meta.db_table for model in models})
+
+    def tables_to_build():
+        # A load into a database that already holds its data (a second seed_demo) adds
+        # little or nothing: its tables keep their indexes and constraints, empty ones too.
+        return every_table if (fresh() if callable(fresh) else fresh) else []
+
     if connection.in_atomic_block or workers < 2:
+        tables = tables_to_build()
         build = Build(1, log)
         with transaction.atomic(), connection.cursor() as cursor:
             empty = _plan(cursor, tables, build)
@@ -485,6 +493,7 @@ def indexes_built_after(models, stdout=None, *, verbosity=1, workers=2):
             _report(log, build, empty, time.monotonic() - started)
         return
     undo(log)
+    tables = tables_to_build()  # asked after an unfinished load is undone
     build = Build(workers, log)
     with transaction.atomic(), connection.cursor() as cursor:
         empty = _plan(cursor, tables, build)

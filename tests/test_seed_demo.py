@@ -754,7 +754,7 @@ def _restore(sequences):
 # second write of a name gets a suffix).
 _VOLATILE = {
     *("created_at", "updated_at", "history_date", "date_joined", "last_login"),
-    *("password", "token", "image"),
+    *("password", "token", "image", "chosen_at"),
 }
 
 

@@ -72,13 +72,19 @@ class Command(BaseCommand):
                 include_auto_created=True
             )
         ]
+
         # On PostgreSQL, the tables a fresh load fills get their indexes and constraints
         # once, at the end (clinic/bulkload.py); everywhere, one transaction for the load.
         # A chain-sized load on PostgreSQL builds the first patients and copies them as
         # further units of the chain (plans/demo_scale.py); elsewhere all are built.
         # Outside a caller's transaction the load commits before the builds, which run on two
         # connections of their own with the chain's copies (see bulkload.Build).
-        with bulkload.indexes_built_after(tables, stdout=self.stdout, verbosity=verbosity) as build:
+        def fresh():
+            return not apps.get_model("patients", "Patient").objects.exists()
+
+        with bulkload.indexes_built_after(
+            tables, stdout=self.stdout, verbosity=verbosity, fresh=fresh
+        ) as build:
             # (Asked here, after indexes_built_after has undone an unfinished load.)
             built, copies = patients, 0
             for module in modules:
