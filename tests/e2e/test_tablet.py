@@ -95,7 +95,15 @@ def test_clinician_on_a_tablet_sees_every_action_and_opens_safety_details(
     page.goto(live_server.url + "/")
     assert_no_sideways_scroll(page)
     assert_inside_viewport(page.locator("#due-today .row-actions .btn"), "Today's action")
-    expect(page.get_by_role("link", name="Log session:").first).to_be_visible()
+    expect(page.get_by_role("link", name="Log session for ").first).to_be_visible()
+    # Repeated actions name their visit ("Move for Maya Castellanos, 10:00"), so a screen
+    # reader's list of links and buttons tells them apart.
+    names = page.locator("#due-today .row-actions .btn").evaluate_all(
+        "els => els.map(e => (e.getAttribute('aria-labelledby') || '').split(' ')"
+        ".map(id => document.getElementById(id).textContent.trim()).join(' '))"
+    )
+    assert all(" for " in name for name in names), names
+    assert len(set(names)) == len(names), names
 
     # Safety details open on a tap, not in a tooltip that a touch screen cannot show.
     row = page.locator("#due-today tr", has_text=flagged_visit_today.full_name)
