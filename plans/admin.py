@@ -23,6 +23,8 @@ from plans.models import (
     Assessment,
     Course,
     Plan,
+    PlanTemplate,
+    PlanTemplateCourse,
     SafetyOverride,
     SafetyRuleSetting,
     Session,
@@ -745,3 +747,45 @@ class VisitTypeAdmin(GuardedChangelistMixin, SimpleHistoryAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+
+# --- plan templates ------------------------------------------------------------------------
+
+
+class PlanTemplateCourseInline(NoDeleteInline, admin.TabularInline):
+    model = PlanTemplateCourse
+    fields = (
+        "order",
+        "treatment",
+        "label",
+        "sessions_count",
+        "interval_days",
+        "offset_days",
+        "default_parameters",
+    )
+    autocomplete_fields = ("treatment",)
+
+
+@admin.register(PlanTemplate)
+class PlanTemplateAdmin(ClinicalAdmin):
+    """Protocols the builder offers first; a manager retires one by unticking it."""
+
+    list_display = ("name", "days", "is_active", "created_by")
+    list_filter = ("is_active",)
+    search_fields = ("name",)
+    ordering = ("name",)
+    list_select_related = ("created_by",)
+    readonly_fields = ("created_by",)
+    inlines = [PlanTemplateCourseInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("courses")
+
+    @admin.display(description="sessions on")
+    def days(self, template):
+        return template.summary()
+
+    def save_model(self, request, obj, form, change):
+        if not change and obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
