@@ -789,3 +789,11 @@ class PlanTemplateAdmin(ClinicalAdmin):
         if not change and obj.created_by_id is None:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(PlanTemplateCourse)
+class PlanTemplateCourseAdmin(ClinicalAdmin):
+    list_display = ("template", "treatment", "sessions_count", "interval_days", "offset_days")
+    list_filter = ("template",)
+    list_select_related = ("template", "treatment")
+    autocomplete_fields = ("treatment",)

@@ -1061,7 +1061,14 @@ class PlanTemplate(TimeStamped):
 
     def summary(self):
         """The days of each course, e.g. "weeks 0/6/12 and 3/9/15" (courses prefetched)."""
-        return " and ".join(course_days(c) for c in self.courses.all())
+        parts, unit = [], None
+        for course in self.courses.all():
+            days = course_days(course)
+            word, _, numbers = days.partition(" ")
+            # "weeks 0/6/12 and 3/9/15": the unit once while it stays the same.
+            parts.append(numbers if word == unit else days)
+            unit = word
+        return " and ".join(parts)
 
 
 def course_days(course) -> str:
