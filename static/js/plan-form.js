@@ -49,7 +49,7 @@
 
   function setValue(input, value) {
     if (!input) return;
-    input.value = value;
+    input.value = value === undefined || value === null ? "" : value;
     input.dataset.typed = "";
   }
 
