@@ -43,6 +43,8 @@ _CLINICIAN = (
     | _perms("patients", "scarsite", _VIEW_ADD_CHANGE)
     | _perms("plans", "treatmentparameter", _VIEW)
     | _perms("plans", "safetyrulesetting", _VIEW)
+    | _perms("plans", "plantemplate", _VIEW)
+    | _perms("plans", "plantemplatecourse", _VIEW)
     | _perms("plans", "plan", _VIEW_ADD_CHANGE)
     | _perms("plans", "course", _VIEW_ADD_CHANGE)
     | _perms("plans", "sessiontreatment", _VIEW_ADD_CHANGE)
@@ -69,6 +71,8 @@ _MANAGER = (
     | _perms("plans", "treatmentparameter", _VIEW_ADD_CHANGE)
     | _perms("plans", "safetyrulesetting", _VIEW_ADD_CHANGE)
     | _perms("plans", "visittype", _VIEW_ADD_CHANGE)
+    | _perms("plans", "plantemplate", _VIEW_ADD_CHANGE)  # protocols offered in the builder
+    | _perms("plans", "plantemplatecourse", _VIEW_ADD_CHANGE)
     | _perms("clinic", "letterhead", _VIEW_ADD_CHANGE)  # what heads the patient's documents
     | {f"clinic.{a}_{model}" for model in _DIARY_SETUP + _DIARY_STAFF for a in _VIEW_ADD_CHANGE}
     # Accounts and logins (issue 11.7): "change" grants only the admin's Unlock and Reset

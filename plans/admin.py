@@ -23,6 +23,8 @@ from plans.models import (
     Assessment,
     Course,
     Plan,
+    PlanTemplate,
+    PlanTemplateCourse,
     Reminder,
     ReportDelivery,
     ReportLinkOpening,
@@ -826,3 +828,53 @@ class ReminderAdmin(_ReadOnlyLog):
     @admin.display(description="patient", ordering="session__patient__last_name")
     def patient(self, reminder):
         return reminder.session.patient
+
+
+# --- plan templates ------------------------------------------------------------------------
+
+
+class PlanTemplateCourseInline(NoDeleteInline, admin.TabularInline):
+    model = PlanTemplateCourse
+    fields = (
+        "order",
+        "treatment",
+        "label",
+        "sessions_count",
+        "interval_days",
+        "offset_days",
+        "default_parameters",
+    )
+    autocomplete_fields = ("treatment",)
+
+
+@admin.register(PlanTemplate)
+class PlanTemplateAdmin(ClinicalAdmin):
+    """Protocols the builder offers first; a manager retires one by unticking it."""
+
+    list_display = ("name", "days", "is_active", "created_by")
+    list_filter = ("is_active",)
+    search_fields = ("name",)
+    ordering = ("name",)
+    list_select_related = ("created_by",)
+    readonly_fields = ("created_by",)
+    inlines = [PlanTemplateCourseInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("courses")
+
+    @admin.display(description="sessions on")
+    def days(self, template):
+        return template.summary()
+
+    def save_model(self, request, obj, form, change):
+        if not change and obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(PlanTemplateCourse)
+class PlanTemplateCourseAdmin(ClinicalAdmin):
+    list_display = ("template", "treatment", "sessions_count", "interval_days", "offset_days")
+    list_filter = ("template",)
+    list_select_related = ("template", "treatment")
+    autocomplete_fields = ("treatment",)

@@ -64,6 +64,8 @@ from plans.models import (
     Assessment,
     Course,
     Plan,
+    PlanTemplate,
+    PlanTemplateCourse,
     ReportPhotoChoice,
     SafetyOverride,
     SafetyRuleSetting,
@@ -1680,8 +1682,42 @@ def _load_patients():
     return list(patients.values())
 
 
+# The protocols a manager has saved for the plan builder (issue 14): name -> demo template.
+PROTOCOLS = {
+    "Combined microneedling + peel (Rana 2017)": "Microneedling and 70% glycolic peel (Rana 2017)",
+    "Cryotherapy x 4, every 28 days": "Cryotherapy x 4, every 28 days",
+    "Glycolic peels x 4, every 3 weeks": "Glycolic peels x 4, every 3 weeks",
+}
+
+
+def seed_plan_templates(manager):
+    """The demo's protocols as plan templates, with the values decided when planning."""
+    from plans.forms import is_planning_parameter
+
+    for name, title in PROTOCOLS.items():
+        template, made = PlanTemplate.objects.get_or_create(
+            name=name, defaults={"description": BY_TITLE[title].goal, "created_by": manager}
+        )
+        if not made:
+            continue
+        for order, c in enumerate(BY_TITLE[title].courses):
+            treatment = Treatment.objects.get(code=c.treatment)
+            planned = {d.code for d in treatment.parameters.all() if is_planning_parameter(d)}
+            PlanTemplateCourse.objects.create(
+                template=template,
+                treatment=treatment,
+                sessions_count=c.sessions,
+                interval_days=c.interval,
+                offset_days=c.offset,
+                label=c.label,
+                default_parameters={k: v for k, v in c.params.items() if k in planned},
+                order=order,
+            )
+
+
 def seed(*, patients, rng, users, stdout):
     """Plans for the demo patients in the database; nothing when they have plans already."""
+    seed_plan_templates(users.get("Manager"))
     if Plan.objects.filter(patient__record_number__startswith=DEMO_PREFIX).exists():
         stdout.write("Demo plans already exist: no plans added.")
         return

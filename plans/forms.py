@@ -139,12 +139,20 @@ class PlanForm(forms.ModelForm):
         }
         labels = {"target_sites": "Scar sites to treat"}
 
-    def __init__(self, *args, patient, **kwargs):
+    def __init__(self, *args, patient, sites=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance.patient = patient
+        self.fields["title"].required = False
+        self.fields["title"].help_text = (
+            "Left empty, it is made from the courses, e.g. \u201cCryotherapy x 4, every 4 "
+            "weeks\u201d."
+        )
         self.fields["target_sites"].queryset = patient.scar_sites.active().prefetch_related(
             "scar_types"
         )
+        # The only open site is the one to treat: ticked from the start.
+        if sites is not None and len(sites) == 1 and not self.is_bound:
+            self.initial.setdefault("target_sites", [sites[0].pk])
         self.fields["target_sites"].label_from_instance = lambda site: (
             f"{site} ({', '.join(t.name for t in site.scar_types.all())})"
         )
@@ -238,12 +246,14 @@ class CourseForm(forms.ModelForm):
         ):
             label = self.fields[name].label
             message = f"{label} must be a whole number from {low} to {high}."
+            # Sessions and interval left empty come from the chosen treatment's usual course.
             self.fields[name] = forms.IntegerField(
                 label=label,
                 min_value=low,
                 max_value=high,
-                required=name == "sessions_count",
-                initial=0 if name != "sessions_count" else None,
+                required=False,
+                initial=0 if name == "offset_days" else None,
+                widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
                 error_messages={
                     "required": f"{label} is required ({low}-{high}).",
                     "invalid": message,
@@ -272,9 +282,19 @@ class CourseForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        treatment = cleaned.get("treatment")
+        if treatment is not None:
+            for name, usual in (
+                ("sessions_count", treatment.default_sessions),
+                ("interval_days", treatment.default_interval_days),
+            ):
+                if cleaned.get(name) is None and name not in self.errors:
+                    cleaned[name] = usual
+                    setattr(self.instance, name, usual)
         for name in ("interval_days", "offset_days"):
             if cleaned.get(name) is None and name not in self.errors:
                 cleaned[name] = 0
+                setattr(self.instance, name, 0)
         sessions, interval = cleaned.get("sessions_count"), cleaned.get("interval_days")
         if sessions and sessions > 1 and not interval:
             self.add_error("interval_days", "Repeated sessions need an interval of at least 1 day.")
@@ -337,12 +357,68 @@ CourseFormSet = forms.inlineformset_factory(
     Course,
     form=CourseForm,
     formset=BaseCourseFormSet,
-    extra=2,
+    extra=0,  # with min_num=1: one row to start; "Add another treatment" adds more
     min_num=1,
     validate_min=True,
     can_delete=True,
     **row_limits(),
 )
+
+
+def plan_title(courses) -> str:
+    """A title from the courses: "Cryotherapy x 4, every 4 weeks" for one, "Microneedling +
+    chemical peel" for several (each treatment named once)."""
+    courses = list(courses)
+    if not courses:
+        return ""
+    if len(courses) == 1:
+        course = courses[0]
+        title = f"{course.treatment.name} x {course.sessions_count}"
+        if course.sessions_count > 1 and course.interval_days:
+            title += ", " + _every(course.interval_days)
+        return title[:120]
+    names = list(dict.fromkeys(c.treatment.name for c in courses))
+    later = [n[:1].lower() + n[1:] if not n[:2].isupper() else n for n in names[1:]]
+    return " + ".join([names[0], *later])[:120]
+
+
+def _every(days):
+    if days % 7:
+        return "every day" if days == 1 else f"every {days} days"
+    weeks = days // 7
+    return "every week" if weeks == 1 else f"every {weeks} weeks"
+
+
+def template_rows(template) -> list[dict]:
+    """Course-form initial values from a plan template (its courses prefetched)."""
+    rows = []
+    for course in template.courses.all():
+        row = {
+            "treatment": course.treatment_id,
+            "label": course.label,
+            "sessions_count": course.sessions_count,
+            "interval_days": course.interval_days,
+            "offset_days": course.offset_days,
+        }
+        for code, value in (course.default_parameters or {}).items():
+            row[PLANNED + code] = value
+        rows.append(row)
+    return rows
+
+
+class PlanTemplateSaveForm(forms.Form):
+    name = forms.CharField(max_length=120, label="Template name")
+    description = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Description"
+    )
+
+    def clean_name(self):
+        from plans.models import PlanTemplate
+
+        name = self.cleaned_data["name"].strip()
+        if PlanTemplate.objects.filter(name__iexact=name).exists():
+            raise ValidationError(f"A template named {name!r} exists already: choose another.")
+        return name
 
 
 # --- booking -------------------------------------------------------------------------------

@@ -1213,3 +1213,96 @@ class ReportPhotoChoice(models.Model):
                 raise ValidationError("Both photos must be of this scar site.")
         if self.before.taken_on >= self.after.taken_on:
             raise ValidationError("The before photo must be taken on an earlier day.")
+
+
+# --- plan templates ------------------------------------------------------------------------
+
+
+class PlanTemplateQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(is_active=True)
+
+
+class PlanTemplate(TimeStamped):
+    """A named protocol a manager saved from a plan: its courses, to start a new plan from."""
+
+    name = models.CharField(max_length=120, unique=True)
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(
+        default=True, help_text="Untick to stop offering it in the plan builder."
+    )
+    created_by = models.ForeignKey(
+        USER, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    history = HistoricalRecords(no_db_index=["created_by"])
+
+    objects = PlanTemplateQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "plan template"
+
+    def __str__(self):
+        return self.name
+
+    def summary(self):
+        """The days of each course, e.g. "weeks 0/6/12 and 3/9/15" (courses prefetched)."""
+        parts, unit = [], None
+        for course in self.courses.all():
+            days = course_days(course)
+            word, _, numbers = days.partition(" ")
+            # "weeks 0/6/12 and 3/9/15": the unit once while it stays the same.
+            parts.append(numbers if word == unit else days)
+            unit = word
+        return " and ".join(parts)
+
+
+def course_days(course) -> str:
+    """When a course's sessions fall, in weeks when they all fall on whole weeks."""
+    days = [course.offset_days + n * course.interval_days for n in range(course.sessions_count)]
+    if all(day % 7 == 0 for day in days):
+        return ("week " if len(days) == 1 else "weeks ") + "/".join(str(d // 7) for d in days)
+    return ("day " if len(days) == 1 else "days ") + "/".join(str(d) for d in days)
+
+
+class PlanTemplateCourse(models.Model):
+    """One course of a template, with the planned values (a peel's agent) if it has them."""
+
+    template = models.ForeignKey(PlanTemplate, on_delete=models.CASCADE, related_name="courses")
+    treatment = models.ForeignKey(Treatment, on_delete=models.PROTECT, related_name="+")
+    sessions_count = models.PositiveSmallIntegerField("sessions")
+    interval_days = models.PositiveSmallIntegerField("every (days)", default=0)
+    offset_days = models.PositiveSmallIntegerField("starting on day", default=0)
+    label = models.CharField(max_length=80, blank=True)
+    default_parameters = models.JSONField(
+        "planned values", default=dict, blank=True, help_text="e.g. {'agent': 'glycolic'}."
+    )
+    order = models.PositiveSmallIntegerField(default=0)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["template", "order", "offset_days", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(sessions_count__gte=1) & Q(sessions_count__lte=52),
+                name="template_course_sessions_1_to_52",
+                violation_error_message="A course has from 1 to 52 sessions.",
+            ),
+            models.CheckConstraint(
+                condition=Q(sessions_count=1) | Q(interval_days__gte=1),
+                name="template_course_repeats_need_an_interval",
+                violation_error_message="Repeated sessions need an interval of at least 1 day.",
+            ),
+            models.CheckConstraint(
+                condition=Q(interval_days__lte=365) & Q(offset_days__lte=730),
+                name="template_course_interval_and_offset_bounded",
+                violation_error_message="Interval is at most 365 days, start offset 730 days.",
+            ),
+        ]
+
+    def __str__(self):
+        name = self.label or self.treatment.name
+        return f"{name} x {self.sessions_count}, {course_days(self)}"
+
+    def clean(self):
+        validate_json_object(self.default_parameters, "Planned values", '{"agent": "glycolic"}')

@@ -13,6 +13,12 @@ urlpatterns = [
         name="assessment_add",
     ),
     path("patients/<int:pk>/plans/new/", views.plan_create, name="plan_create"),
+    path(
+        "patients/<int:pk>/plans/new/preview/",
+        views.plan_builder_preview,
+        name="plan_builder_preview",
+    ),
+    path("plans/<int:pk>/save-template/", views.plan_save_template, name="plan_save_template"),
     path("plans/<int:pk>/", views.plan_detail, name="plan_detail"),
     path("plans/<int:pk>/activate/", views.plan_activate, name="plan_activate"),
     path("plans/<int:pk>/hold/", views.plan_status, {"action": "hold"}, name="plan_hold"),

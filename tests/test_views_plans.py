@@ -55,7 +55,15 @@ def staff(front_desk, clinician, manager, outsider):
 ACCESS = [
     ("home", lambda w: {}, "get", None, (200, 200, 200)),
     ("plan_create", lambda w: {"pk": w.patient.pk}, "get", None, (403, 200, 200)),
+    ("plan_builder_preview", lambda w: {"pk": w.patient.pk}, "post", {}, (403, 200, 200)),
     ("plan_detail", lambda w: {"pk": w.plan.pk}, "get", None, (200, 200, 200)),
+    (
+        "plan_save_template",
+        lambda w: {"pk": w.plan.pk},
+        "post",
+        {"name": "Wren's protocol"},
+        (403, 403, 302),
+    ),
     ("plan_activate", lambda w: {"pk": w.draft.pk}, "post", {}, (403, 302, 302)),
     ("plan_hold", lambda w: {"pk": w.plan.pk}, "post", {}, (403, 302, 302)),
     (
@@ -288,8 +296,11 @@ def _course_row(n, code, sessions, every, offset, label=""):
 @pytest.fixture
 def rana_rows(db):
     """Microneedling at weeks 0, 6, 12 and a glycolic peel at weeks 3, 9, 15 (Rana 2017)."""
-    return _course_row(0, "microneedling", 3, 42, 0) | _course_row(
-        1, "chemical_peel", 3, 42, 21, "70% glycolic peel"
+    # The builder starts with one row: a second is one more row sent (TOTAL_FORMS).
+    return (
+        _course_row(0, "microneedling", 3, 42, 0)
+        | _course_row(1, "chemical_peel", 3, 42, 21, "70% glycolic peel")
+        | {"courses-TOTAL_FORMS": "2"}
     )
 
 

@@ -1,20 +1,33 @@
-"""Plans: the builder, detail, activation, hold/resume/cancel and booking an extra session."""
+"""Plans: the builder (live preview, protocols), detail, activation, hold/resume/cancel,
+saving a plan as a template, and booking an extra session."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Prefetch
+from django.forms.utils import ErrorDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from clinic.validators import date_range_text, in_clinic_range
 from clinic.views_helpers import date_param
+from patients.models import ScarType
 from patients.views import get_patient
-from plans import services
-from plans.forms import BookForm, CourseFormSet, PlanForm
-from plans.models import Plan, Session, Treatment
+from plans import safety, services
+from plans.forms import (
+    BookForm,
+    CourseFormSet,
+    PlanForm,
+    PlanTemplateSaveForm,
+    plan_title,
+    template_rows,
+)
+from plans.models import Plan, PlanTemplate, PlanTemplateCourse, Session, Treatment
 from plans.views import _once
 from plans.views._common import (
     _blocked,
@@ -30,11 +43,43 @@ def get_plan(pk):
     return get_object_or_404(Plan.objects.select_related("patient", "clinician"), pk=pk)
 
 
-def _suggestions(patient, sites):
+@dataclass
+class Suggestion:
+    treatment: Treatment
+    covered: list  # the chosen sites' scar types it is best for
+    sites: list  # the chosen sites it matches
+    reason: str
+
+
+def ranked_suggestions(sites, treatments, every_type_count):
+    """Treatments for the sites' scar types, best fit first: the more of the sites' types a
+    treatment is best for, the higher; then the more specific (fewer types) above the one
+    that suits every type; then by name. Each says why it is there."""
+    wanted = {t.pk: t for site in sites for t in site.scar_types.all()}
+    found = []
+    for treatment in treatments:
+        best_for = list(treatment.best_for.all())
+        own = {t.pk for t in best_for}
+        covered = [t for pk, t in wanted.items() if pk in own]
+        if not covered:
+            continue
+        matched = [site for site in sites if own & {t.pk for t in site.scar_types.all()}]
+        if len(own) >= every_type_count:
+            what = "Suits every scar type"
+        else:
+            what = "Best for " + ", ".join(t.name.lower() for t in best_for)
+        reason = f"{what}: matches {', '.join(site.get_body_site_display() for site in matched)}"
+        found.append(Suggestion(treatment, covered, matched, reason))
+    found.sort(key=lambda s: (-len(s.covered), len(s.treatment.best_for.all()), s.treatment.name))
+    return found
+
+
+def _suggestions(sites):
     scar_types = {t for site in sites for t in site.scar_types.all()}
     if not scar_types:
         return []
-    return list(Treatment.objects.suited_to(scar_types).prefetch_related("best_for"))
+    treatments = Treatment.objects.suited_to(scar_types).prefetch_related("best_for")
+    return ranked_suggestions(sites, treatments, ScarType.objects.count())
 
 
 def _unsaved_courses(formset):
@@ -49,68 +94,234 @@ def _unsaved_courses(formset):
     return courses
 
 
+def _chosen_sites(request, form, sites):
+    """The sites ticked on the form as sent (valid or not); unbound: the ticked or all."""
+    if not form.is_bound:
+        ticked = form.initial.get("target_sites")
+        return [s for s in sites if s.pk in ticked] if ticked else sites
+    ticked = set(request.POST.getlist("target_sites"))
+    return [site for site in sites if str(site.pk) in ticked]
+
+
+def _quiet(form):
+    """Re-rendered for another row, not submitted: show what was typed, no errors yet."""
+    form._errors = ErrorDict()
+    form.cleaned_data = {}
+
+
+def _course_formset(request, action, template):
+    if request.method != "POST":
+        rows = template_rows(template) if template else []
+        formset = CourseFormSet(prefix="courses", initial=rows)
+        formset.extra = max(len(rows) - formset.min_num, 0)
+        return formset
+    data = request.POST
+    if action == "add_row":
+        data = data.copy()
+        key = "courses-TOTAL_FORMS"
+        try:
+            rows = int(data.get(key, "1"))
+        except ValueError:
+            rows = 1
+        data[key] = str(min(max(rows, 0) + 1, CourseFormSet.max_num))
+    return CourseFormSet(data, prefix="courses")
+
+
+def _builder(request, patient, *, live=False):
+    """The form, course rows and what is beside them (suggestions, the calendar preview)."""
+    sites = list(patient.scar_sites.active().prefetch_related("scar_types"))
+    action = request.POST.get("action", "preview")
+    template = None
+    if request.method != "POST" and request.GET.get("template", "").isdigit():
+        template = (
+            PlanTemplate.objects.active()
+            .prefetch_related("courses")
+            .filter(pk=int(request.GET["template"]))
+            .first()
+        )
+    initial = {"clinician": request.user.pk, "start_date": timezone.localdate()}
+    if template:
+        initial["title"] = template.name
+    form = PlanForm(request.POST or None, patient=patient, sites=sites, initial=initial)
+    formset = _course_formset(request, action, template)
+    state = {
+        "patient": patient,
+        "form": form,
+        "formset": formset,
+        "action": action,
+        "courses": [],
+        "preview": None,
+        "template": template,
+        "sites": sites,
+    }
+    if action == "add_row" and not live:
+        _quiet(form)
+        for course in formset.forms:
+            _quiet(course)
+        formset._non_form_errors = formset.error_class()
+    elif request.method == "POST" and form.is_valid() and formset.is_valid():
+        courses = _unsaved_courses(formset)
+        state["courses"] = courses
+        if courses:
+            state["preview"] = services.calendar_preview(
+                patient=patient, start_date=form.cleaned_data["start_date"], courses=courses
+            )
+    if request.method == "POST" and action != "add_row":
+        state["to_correct"] = [
+            str(form.fields[name].label if name in form.fields else "the plan")
+            for name in form.errors
+        ] + [f"course {n}" for n, course in enumerate(formset.forms, 1) if course.errors]
+    state["suggestions"] = _suggestions(_chosen_sites(request, form, sites))
+    state["title"] = plan_title(state["courses"])
+    state["one_step"] = _clean(state["preview"])
+    return state
+
+
+def _clean(preview):
+    """Nothing to confirm or override: the plan can be saved and activated at once."""
+    if not preview:
+        return False
+    return not any(
+        checked.finding.action in (safety.Action.BLOCK, safety.Action.WARN)
+        for visit in preview
+        for checked in visit.findings
+    )
+
+
 @permission_required("plans.add_plan", raise_exception=True)
 def plan_create(request, pk):
     patient = get_patient(pk)
     if patient.is_archived:
         messages.error(request, "This patient is archived: no new plans.")
         return redirect("patient_detail", pk=patient.pk)
-    initial = {"clinician": request.user.pk, "start_date": timezone.localdate()}
-    form = PlanForm(request.POST or None, patient=patient, initial=initial)
-    formset = CourseFormSet(request.POST or None, prefix="courses")
-    preview = None
-    if request.method == "POST" and form.is_valid() and formset.is_valid():
-        courses = _unsaved_courses(formset)
-        if not courses:
+    state = _builder(request, patient)
+    form, action = state["form"], state["action"]
+    if request.method == "POST" and action in ("save", "activate") and form.is_bound:
+        if form.is_valid() and state["formset"].is_valid() and not state["courses"]:
             messages.error(request, "Add at least one course (a treatment with its sessions).")
-        elif request.POST.get("action") == "save":
-            plan = services.plan_create(
-                patient=patient,
-                title=form.cleaned_data["title"],
-                clinician=form.cleaned_data["clinician"],
-                location=form.cleaned_data.get("location"),
-                start_date=form.cleaned_data["start_date"],
-                preferred_time=form.cleaned_data["preferred_time"],
-                target_sites=form.cleaned_data["target_sites"],
-                goal=form.cleaned_data["goal"],
-                internal_notes=form.cleaned_data["internal_notes"],
-                courses=[
-                    services.CourseInput(
-                        treatment=c.treatment,
-                        sessions_count=c.sessions_count,
-                        interval_days=c.interval_days,
-                        offset_days=c.offset_days,
-                        label=c.label,
-                        default_parameters=c.default_parameters,
-                    )
-                    for c in courses
-                ],
-                user=request.user,
-            )
-            messages.success(
-                request, "Plan saved as a draft. Check the calendar, then activate it."
-            )
+        elif state["courses"]:
+            plan = _save_plan(request, patient, form, state["courses"], state["title"])
+            if action == "activate":
+                _activate_if_clean(request, plan)
+            else:
+                messages.success(
+                    request, "Plan saved as a draft. Check the calendar, then activate it."
+                )
             return redirect("plan_detail", pk=plan.pk)
-        else:
-            preview = services.calendar_preview(
-                patient=patient, start_date=form.cleaned_data["start_date"], courses=courses
-            )
-    sites = list(patient.scar_sites.active().prefetch_related("scar_types"))
-    chosen = sites
-    if form.is_bound and form.is_valid():
-        chosen = list(form.cleaned_data["target_sites"])
+    elif (
+        request.method == "POST"
+        and action == "preview"
+        and form.is_valid()
+        and state["formset"].is_valid()
+        and not state["courses"]
+    ):
+        messages.error(request, "Add at least one course (a treatment with its sessions).")
     return render(
         request,
         "plans/plan_form.html",
-        {
-            "patient": patient,
-            "form": form,
-            "formset": formset,
-            "preview": preview,
-            "suggestions": _suggestions(patient, chosen),
+        state
+        | {
             "treatments": Treatment.objects.active(),
+            "templates": PlanTemplate.objects.active().prefetch_related(
+                Prefetch("courses", queryset=PlanTemplateCourse.objects.order_by("order", "id"))
+            ),
         },
     )
+
+
+@require_POST
+@permission_required("plans.add_plan", raise_exception=True)
+def plan_builder_preview(request, pk):
+    """The calendar preview and suggestions for the builder's current input, as a fragment
+    the page swaps in without a reload (static/js/plan-form.js)."""
+    patient = get_patient(pk)
+    return render(request, "plans/_builder_live.html", _builder(request, patient, live=True))
+
+
+def _save_plan(request, patient, form, courses, title):
+    return services.plan_create(
+        patient=patient,
+        title=form.cleaned_data["title"].strip() or title,
+        clinician=form.cleaned_data["clinician"],
+        location=form.cleaned_data.get("location"),
+        start_date=form.cleaned_data["start_date"],
+        preferred_time=form.cleaned_data["preferred_time"],
+        target_sites=form.cleaned_data["target_sites"],
+        goal=form.cleaned_data["goal"],
+        internal_notes=form.cleaned_data["internal_notes"],
+        courses=[
+            services.CourseInput(
+                treatment=c.treatment,
+                sessions_count=c.sessions_count,
+                interval_days=c.interval_days,
+                offset_days=c.offset_days,
+                label=c.label,
+                default_parameters=c.default_parameters,
+            )
+            for c in courses
+        ],
+        user=request.user,
+    )
+
+
+def _activate_if_clean(request, plan):
+    """Save and activate in one step when nothing needs confirming; a warning to confirm, a
+    block to override or a visit with no free slot leaves the draft for the plan page."""
+    preview = services.plan_preview(plan)
+    if not _clean(preview) or any(v.slot is None or v.problems for v in preview):
+        messages.warning(
+            request,
+            "Plan saved as a draft: confirm the safety findings or the times below, "
+            "then activate it.",
+        )
+        return
+    try:
+        sessions = services.plan_activate(plan=plan, user=request.user)
+    except (services.SafetyBlocked, PermissionDenied):
+        messages.warning(request, "Plan saved as a draft: a safety rule needs a decision below.")
+    except services.BookingRefused as exc:
+        messages.warning(request, f"Plan saved as a draft. {refusal_text(exc)}")
+    except ValidationError as exc:
+        messages.warning(request, f"Plan saved as a draft. {' '.join(exc.messages)}")
+    else:
+        messages.success(
+            request, f"Plan saved and activated: {len(sessions)} sessions are on the calendar."
+        )
+
+
+@require_POST
+@permission_required("plans.add_plantemplate", raise_exception=True)
+def plan_save_template(request, pk):
+    """A manager keeps a plan's courses as a named protocol for the builder."""
+    plan = get_plan(pk)
+    form = PlanTemplateSaveForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(errors))
+        return redirect("plan_detail", pk=plan.pk)
+    with transaction.atomic():
+        template = PlanTemplate(
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
+            created_by=request.user,
+        )
+        template.full_clean()
+        template.save()
+        for order, course in enumerate(plan.courses.all()):
+            saved = PlanTemplateCourse(
+                template=template,
+                treatment_id=course.treatment_id,
+                sessions_count=course.sessions_count,
+                interval_days=course.interval_days,
+                offset_days=course.offset_days,
+                label=course.label,
+                default_parameters=dict(course.default_parameters or {}),
+                order=order,
+            )
+            saved.full_clean()
+            saved.save()
+    messages.success(request, f"Saved as the plan template \u201c{template.name}\u201d.")
+    return redirect("plan_detail", pk=plan.pk)
 
 
 @permission_required("plans.view_plan", raise_exception=True)
@@ -142,6 +353,9 @@ def plan_detail(request, pk):
             "clinical": request.user.has_perm("plans.view_assessment"),
             "book_form": BookForm(plan=plan) if plan.status == Plan.Status.ACTIVE else None,
             "today": timezone.localdate(),
+            "template_form": PlanTemplateSaveForm(initial={"name": plan.title})
+            if request.user.has_perm("plans.add_plantemplate")
+            else None,
         },
     )
 

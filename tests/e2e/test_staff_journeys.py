@@ -110,6 +110,8 @@ def test_clinician_registers_plans_and_logs_a_first_session(
         ("Chemical peel", "70% glycolic", "3", "42", "21"),
     )
     for index, (name, label, sessions, interval, offset) in enumerate(rows):
+        if index:  # the builder starts with one course row
+            page.get_by_role("button", name="Add another treatment").click()
         page.locator(f"[name=courses-{index}-treatment]").select_option(label=name)
         page.locator(f"[name=courses-{index}-label]").fill(label)
         page.locator(f"[name=courses-{index}-sessions_count]").fill(sessions)
