@@ -450,7 +450,7 @@ def _refresh_patient_rows(cursor, t, ranges):
     )
     if pg:
         cursor.execute(f"ANALYZE {PATIENTS}")  # nosec B608: a constant name
-    theirs = f"patient_id IN (SELECT patient_id FROM {PATIENTS})"
+    theirs = f"patient_id IN (SELECT patient_id FROM {PATIENTS})"  # nosec B608: a constant name
     gaps = (
         "SELECT day, treatment_id, scar_type_id, {prev}, COUNT(*) FROM {table}"  # nosec B608
         " WHERE {where} GROUP BY day, treatment_id, scar_type_id, {prev}"
