@@ -11,14 +11,41 @@
     button.hidden = false;
   });
 
+  function submitFor(field) {
+    if (field.form.requestSubmit) {
+      field.form.requestSubmit();
+    } else {
+      field.form.submit();
+    }
+  }
+
   document.addEventListener("change", function (event) {
     var field = event.target.closest("[data-autosubmit]");
     if (field && field.form) {
-      if (field.form.requestSubmit) {
-        field.form.requestSubmit();
-      } else {
-        field.form.submit();
+      submitFor(field);
+    }
+  });
+
+  // This script is deferred: a choice made while the page was still loading (a quick hand on a
+  // slow tablet) fired its change event before the listener above existed. Submit it now.
+  // The page's own choice is the option marked selected, else the first one enabled.
+  function pageChoice(field) {
+    var marked = -1;
+    var firstEnabled = -1;
+    Array.prototype.forEach.call(field.options, function (option, index) {
+      if (option.defaultSelected) {
+        marked = index;
       }
+      if (firstEnabled < 0 && !option.disabled) {
+        firstEnabled = index;
+      }
+    });
+    return marked >= 0 ? marked : firstEnabled;
+  }
+
+  document.querySelectorAll("select[data-autosubmit]").forEach(function (field) {
+    if (field.form && !field.multiple && field.selectedIndex !== pageChoice(field)) {
+      submitFor(field);
     }
   });
 
