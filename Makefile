@@ -3,8 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
-# XStatic-Bootstrap is an sdist that still needs pkg_resources (setuptools < 81) to build.
-PIP_INSTALL := $(PIP) install -q --build-constraint requirements-build.txt
+PIP_INSTALL := $(PIP) install -q
 # Both cores: the suite runs in two workers (pytest-xdist).
 PYTEST_ARGS ?= -n auto
 HOST ?= 127.0.0.1
@@ -19,9 +18,8 @@ endif
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q pip==26.3
 
-$(VENV)/.installed: requirements.txt requirements-build.txt | $(BIN)/python
+$(VENV)/.installed: requirements.txt | $(BIN)/python
 	$(PIP_INSTALL) -r requirements.txt
 	touch $@
 

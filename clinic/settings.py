@@ -6,8 +6,6 @@ naming the variable, so a misconfigured server fails at start-up, not on a patie
 
 from pathlib import Path
 
-import xstatic.pkg.bootstrap
-
 from clinic.env import (
     env_bool,
     env_database,
@@ -152,10 +150,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
-STATICFILES_DIRS = [
-    BASE_DIR / "static",
-    ("bootstrap", xstatic.pkg.bootstrap.BASE_DIR),
-]
+# Bootstrap is vendored under static/vendor/ (release, version and checksums in its README).
+STATICFILES_DIRS = [BASE_DIR / "static"]
 # Patient photos and scanned consents. Never under STATIC_ROOT and never served by URL
 # pattern: the app hands them out through views that check login and role.
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
