@@ -999,12 +999,17 @@ def _seed_verbose(patients=70):
 
 
 def _COMMITTED(test):
-    """A test whose load commits (PostgreSQL only: skipped before the database is set up, as
-    serialized_rollback on SQLite would restore rows the data migrations made again)."""
+    """A test whose load commits (PostgreSQL only, skipped before the database is set up).
+
+    A plain transactional test: its flush ends with post_migrate, which puts the roles,
+    catalogue and reference data back for the next test. serialized_rollback made these
+    tests order-dependent on a worker: after another transactional test's flush they failed
+    to restore group 1 ("Front desk" existed under a new id), and their own flush left the
+    next transactional test without roles (post_migrate is skipped for serialized tests)."""
     from django.conf import settings
 
     on_postgresql = "postgresql" in settings.DATABASES["default"]["ENGINE"]
-    marks = pytest.mark.django_db(transaction=True, serialized_rollback=True)(test)
+    marks = pytest.mark.django_db(transaction=True)(test)
     return pytest.mark.skipif(not on_postgresql, reason="the two-connection build is PostgreSQL's")(
         marks
     )
