@@ -1049,6 +1049,62 @@ class OutcomePatientGap(models.Model):
         return f"{self.day} {self.treatment_id}/{self.scar_type_id} after {self.prev_day}"
 
 
+class OutcomeSessionGroup(models.Model):
+    """A completed session once per (treatment, plan target site's scar type), with its local
+    day, patient and whether it had an adverse event: the join OutcomeDay adds up, kept so a
+    change re-reads only the sessions it touched, then re-adds their days from these rows."""
+
+    session_id = models.BigIntegerField()
+    day = models.DateField()
+    treatment_id = models.IntegerField()
+    scar_type_id = models.IntegerField()
+    patient_id = models.IntegerField()
+    with_event = models.SmallIntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["session_id"], name="outcome_group_session"),
+            models.Index(fields=["day"], name="outcome_group_day"),
+        ]
+
+    def __str__(self):
+        return f"session {self.session_id}: {self.treatment_id}/{self.scar_type_id}"
+
+
+class OutcomeSessionScore(models.Model):
+    """A completed session's scores per (treatment, scored site's scar type, instrument): how
+    many, and the sum of their change from each site's first baseline (OutcomeScoreDay adds
+    these up per day)."""
+
+    session_id = models.BigIntegerField()
+    day = models.DateField()
+    treatment_id = models.IntegerField()
+    scar_type_id = models.IntegerField()
+    instrument = models.CharField(max_length=20)
+    scores = models.IntegerField()
+    change_sum = models.BigIntegerField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["session_id"], name="outcome_score_session"),
+            models.Index(fields=["day"], name="outcome_score_day"),
+        ]
+
+    def __str__(self):
+        return f"session {self.session_id}: {self.instrument}"
+
+
+class OutcomeDirtySession(models.Model):
+    """A session whose summary rows may be out of date (logged, moved, cancelled, re-scored,
+    deleted...). Written in the transaction of the change; the next outcomes read recomputes
+    that session's rows and re-adds the days they fall on, then deletes the mark."""
+
+    session_id = models.BigIntegerField()
+
+    def __str__(self):
+        return f"out of date: session {self.session_id}"
+
+
 class OutcomeDirtyDay(models.Model):
     """A local day whose summary rows are out of date (no day: rebuild everything). Written in
     the transaction of the change; the next outcomes read recomputes the day and deletes it."""

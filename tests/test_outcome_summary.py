@@ -12,6 +12,7 @@ from plans.models import (
     AdverseEvent,
     Assessment,
     OutcomeDirtyDay,
+    OutcomeDirtySession,
     OutcomePatientDay,
     OutcomePatientGap,
     Session,
@@ -186,14 +187,16 @@ def test_a_repeat_view_reads_only_the_summary(richer):
     assert len(queries) <= 2  # the summary's state, the scar type names
 
 
-def test_a_logged_session_marks_its_day_and_the_next_read_clears_it(richer, clinician):
+def test_a_logged_session_marks_itself_and_the_next_read_clears_it(richer, clinician):
     clinic_outcomes(start=JAN_1, end=MAR_31)
-    assert not OutcomeDirtyDay.objects.exists()
+    assert not OutcomeDirtySession.objects.exists()
     mar2 = Session.objects.filter(patient=richer.p1, status="scheduled").order_by("pk").first()
     log_session(mar2, clinician, scores=[(richer.p1.scar_sites.get(), "vss", 3)])
-    assert set(OutcomeDirtyDay.objects.values_list("day", flat=True)) == {mar2.scheduled_on}
-    clinic_outcomes(start=JAN_1, end=MAR_31)
+    assert set(OutcomeDirtySession.objects.values_list("session_id", flat=True)) == {mar2.pk}
     assert not OutcomeDirtyDay.objects.exists()
+    clinic_outcomes(start=JAN_1, end=MAR_31)
+    assert not OutcomeDirtySession.objects.exists()
+    assert_same_as_direct()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -324,3 +327,47 @@ def test_a_first_view_counts_patients_without_reading_patient_rows(richer):
     assert OutcomePatientGap._meta.db_table in sql
     assert OutcomePatientDay._meta.db_table not in sql
     assert "DISTINCT" not in sql.upper()
+
+
+def test_a_marked_day_is_recomputed_whole(richer):
+    """A day mark (what a write that bypasses the signals can leave, as the bulk loader's
+    helpers do) recomputes every session of the day, not only marked ones."""
+    clinic_outcomes(start=JAN_1, end=MAR_31)
+    first = Session.objects.filter(status="completed").order_by("pk").first()
+    Session.objects.filter(pk=first.pk).update(status="missed")  # no signal, no mark
+    outcome_summary.mark_days([first.scheduled_on])
+    assert_same_as_direct()
+    assert_patients_right_from_every_start()
+
+
+def test_logging_a_session_recomputes_that_session_not_its_whole_day(richer, clinician):
+    """The first view after a change costs the changed session: the base tables are read for
+    the marked sessions only, and the day is added up from the per-session rows."""
+    clinic_outcomes(start=JAN_1, end=MAR_31)
+    mar2 = Session.objects.filter(patient=richer.p1, status="scheduled").order_by("pk").first()
+    log_session(mar2, clinician, scores=[(richer.p1.scar_sites.get(), "vss", 3)])
+    with CaptureQueriesContext(connection) as queries:
+        outcome_summary.refresh()
+    reads_sessions = [
+        q["sql"] for q in queries.captured_queries if f"FROM {Session._meta.db_table} s" in q["sql"]
+    ]
+    assert reads_sessions
+    for sql in reads_sessions:
+        assert "outcome_marked" in sql
+        assert "scheduled_at >=" not in sql
+    assert_same_as_direct()
+
+
+def test_a_summary_built_before_the_per_session_rows_is_rebuilt_on_the_next_read(richer):
+    """Migration 0022 leaves the state unbuilt: day rows without session rows under them
+    would otherwise be re-added from nothing when one session changes."""
+    from plans.models import OutcomeSessionGroup, OutcomeSummaryState
+
+    clinic_outcomes(start=JAN_1, end=MAR_31)
+    OutcomeSessionGroup.objects.all().delete()  # as before the migration
+    OutcomeSummaryState.objects.update(built=False)  # what the migration does
+    first = Session.objects.filter(status="completed").order_by("pk").first()
+    first.status = Session.Status.MISSED
+    first.save()
+    assert_same_as_direct()
+    assert_patients_right_from_every_start()
