@@ -9,7 +9,7 @@ from django.core.paginator import Paginator
 from django.db.models import F, Q
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import dateformat, timezone
 
 from clinic.roles import CLINICIAN, MANAGER
 from clinic.timeutils import day_start
@@ -89,7 +89,9 @@ def today(request):
     )
     people = people_by_pk(staff, listed)
     links = {key: pk_url(name) for key, name in ROW_LINKS.items()}
+    words = RowWords()
     for session in listed:
+        words.label(session)
         session.rows = rows.get(session.pk, [])
         session.findings = findings.get(session.pk, [])
         session.neutral = services.neutral_badge(session.findings)
@@ -117,6 +119,34 @@ def today(request):
             "disabled_rules": disabled_block_rules_for(request.user),
         },
     )
+
+
+class RowWords:
+    """A row's words, made once in the view rather than by template filters per row: its
+    times, dates (each distinct day and format through Django's date format once a page, so
+    the words stay the site's language), patient name and the number strings of its ids."""
+
+    def __init__(self):
+        self._days = {}
+
+    def _day(self, moment, fmt):
+        key = (moment.date(), fmt)
+        if key not in self._days:
+            self._days[key] = dateformat.format(moment, fmt)
+        return self._days[key]
+
+    def label(self, session):
+        start = timezone.localtime(session.scheduled_at)
+        end = timezone.localtime(session.ends_at)
+        time = f"{start:%H:%M}"
+        session.start_time = time
+        session.time_range = f"{time}–{end:%H:%M}"
+        session.when = f"{self._day(start, 'D j M')}, {time}"
+        session.was_due = f"{self._day(start, 'D j M Y')}, {time}"
+        session.due_short = f"{self._day(start, 'j M Y')}, {time}"
+        session.name = session.patient.full_name
+        session.dom = str(session.pk)
+        session.version_text = str(session.version)
 
 
 def own_day(user):
