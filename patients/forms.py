@@ -283,6 +283,71 @@ class ScarSiteForm(forms.ModelForm):
         return site
 
 
+class FirstRecordsForm(forms.Form):
+    """What is often on the desk at registration, recorded with the patient in one step (all
+    optional): the treatment consent signed today and the first scar site. Each part is
+    offered only to a role that may record it."""
+
+    treatment_consent = forms.BooleanField(
+        required=False,
+        label="Treatment consent signed today",
+        help_text="Needed before any in-office treatment. Leave it unticked if not signed yet; "
+        "a scan can be added on the patient's page.",
+    )
+    body_site = forms.ChoiceField(
+        required=False,
+        label="First scar site",
+        choices=[("", "None yet"), *ScarSite.BodySite.choices],
+    )
+    scar_types = forms.ModelMultipleChoiceField(
+        queryset=ScarType.objects.all(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Scar types at the first site",
+        help_text="Tick every kind of scar at this site.",
+    )
+
+    def __init__(self, *args, consent=True, scar_site=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not consent:
+            del self.fields["treatment_consent"]
+        if not scar_site:
+            del self.fields["body_site"]
+            del self.fields["scar_types"]
+
+    def clean(self):
+        cleaned = super().clean()
+        site, types = cleaned.get("body_site"), cleaned.get("scar_types")
+        if site and not types and "scar_types" not in self.errors:
+            self.add_error(
+                "scar_types",
+                "Tick the scar types at the first scar site, or choose 'None yet' as the site.",
+            )
+        if types and not site and "body_site" not in self.errors:
+            self.add_error("body_site", "Choose the body site of these scar types.")
+        return cleaned
+
+    def save(self, patient, user):
+        """The consent and scar site asked for, each with a history row naming `user`."""
+        made = {}
+        if self.cleaned_data.get("treatment_consent"):
+            consent = Consent(
+                patient=patient, kind=Consent.Kind.TREATMENT, signed_on=timezone.localdate()
+            )
+            consent.full_clean()
+            consent._history_user = user
+            consent.save()
+            made["consent"] = consent
+        if self.cleaned_data.get("body_site"):
+            site = ScarSite(patient=patient, body_site=self.cleaned_data["body_site"])
+            site.full_clean()
+            site._history_user = user
+            site.save()
+            site.scar_types.set(self.cleaned_data["scar_types"])
+            made["site"] = site
+        return made
+
+
 class AcneForm(forms.ModelForm):
     class Meta:
         model = AcneActivity

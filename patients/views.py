@@ -19,6 +19,7 @@ from patients.audit import record_access
 from patients.forms import (
     AcneForm,
     ConsentForm,
+    FirstRecordsForm,
     MedicalFlagForm,
     PatientForm,
     PatientSearchForm,
@@ -74,10 +75,19 @@ def patient_create(request):
         return _next_steps(request, request.GET["registered"])
     clinical = request.user.has_perm("patients.change_medicalflag")
     form = PatientForm(request.POST or None, clinical=clinical)
-    if form.is_valid():
+    first = FirstRecordsForm(
+        request.POST or None,
+        prefix="first",
+        consent=request.user.has_perm("patients.add_consent"),
+        scar_site=request.user.has_perm("patients.add_scarsite"),
+    )
+    valid = form.is_valid()
+    valid = first.is_valid() and valid  # both checked: every mistake is shown at once
+    if valid:
         try:
             with transaction.atomic():
                 patient = _save_with_history(form, request.user)
+                made = first.save(patient, request.user)
         except IntegrityError:
             # Two desks offered the same next number: the unique constraint let one through.
             number = form.cleaned_data["record_number"]
@@ -85,9 +95,23 @@ def patient_create(request):
                 raise
             form.record_number_lost(number)
         else:
-            messages.success(request, f"Registered {patient.full_name} ({patient.record_number}).")
+            also = [
+                text
+                for key, text in (
+                    ("consent", "treatment consent signed today"),
+                    ("site", f"scar site {made.get('site')}"),
+                )
+                if key in made
+            ]
+            messages.success(
+                request,
+                f"Registered {patient.full_name} ({patient.record_number})"
+                + (f", with {' and '.join(also)}." if also else "."),
+            )
             return redirect(f"{reverse('patient_create')}?registered={patient.pk}")
-    return render(request, "patients/patient_form.html", {"form": form, "patient": None})
+    return render(
+        request, "patients/patient_form.html", {"form": form, "first": first, "patient": None}
+    )
 
 
 def _next_steps(request, pk):
@@ -95,6 +119,8 @@ def _next_steps(request, pk):
     if not pk.isdigit():
         raise Http404("No such patient.")
     patient = get_patient(pk)
+    has_consent = patient.consents.filter(kind=Consent.Kind.TREATMENT).exists()
+    sites = list(patient.scar_sites.active())
     steps = [
         step
         for step in (
@@ -119,8 +145,17 @@ def _next_steps(request, pk):
                 "Each area with its scar types, so that its scores and photos line up over time.",
             ),
         )
-        if request.user.has_perm(step[1])
+        if request.user.has_perm(step[1]) and not (step[0] == "consent_add" and has_consent)
     ]
+    # A scar site recorded at registration: its baseline scores are the next thing to do.
+    baselines = (
+        [
+            {"url": reverse("assessment_add", args=[patient.pk, site.pk]), "site": site}
+            for site in sites
+        ]
+        if request.user.has_perm("plans.add_assessment")
+        else []
+    )
     return render(
         request,
         "patients/registered.html",
@@ -131,6 +166,8 @@ def _next_steps(request, pk):
                 for name, _, title, why in steps
             ],
             "clinical": request.user.has_perm("patients.add_medicalflag"),
+            "has_consent": has_consent,
+            "baselines": baselines,
         },
     )
 

@@ -9,7 +9,7 @@ from clinic.roles import MANAGER
 from patients import forms as patient_forms
 from patients.forms import next_record_number
 from patients.models import Patient, RecordNumberFormat
-from tests.factories import PatientFactory, browser_form, frozen
+from tests.factories import TODAY, PatientFactory, browser_form, frozen
 
 pytestmark = pytest.mark.django_db
 
@@ -283,3 +283,87 @@ def test_an_outsider_gets_no_next_steps(outsider_client):
     patient = PatientFactory()
     response = outsider_client.get(reverse("patient_create"), {"registered": patient.pk})
     assert response.status_code == 403
+
+
+# --- the consent and first scar site recorded with the patient (issue 14: fewer steps) -------
+
+
+def test_a_clinician_registers_with_the_signed_consent_and_a_first_scar_site(
+    clinician_client, clinician
+):
+    from patients.models import Consent, ScarType
+
+    rolling = ScarType.objects.get(code="rolling")
+    response = register(
+        clinician_client,
+        fitzpatrick_type="3",
+        **{
+            "first-treatment_consent": "on",
+            "first-body_site": "left_cheek",
+            "first-scar_types": [str(rolling.pk)],
+        },
+    )
+    patient = Patient.objects.get()
+    consent = patient.consents.get()
+    assert (consent.kind, consent.withdrawn_on) == (Consent.Kind.TREATMENT, None)
+    assert consent.signed_on == TODAY  # the frozen clinic date
+    assert consent.history.get().history_user == clinician
+    site = patient.scar_sites.get()
+    assert site.body_site == "left_cheek"
+    assert list(site.scar_types.all()) == [rolling]
+    assert site.history.first().history_user == clinician
+    page = clinician_client.get(response.url).content.decode()
+    assert (
+        "Registered Zebedee Marlow (CX-000001), with treatment consent signed today and "
+        "scar site Left cheek." in page
+    )
+    # The baseline of the new site is one tap away; the consent is no longer a next step.
+    assert reverse("assessment_add", args=[patient.pk, site.pk]) in page
+    assert "Record baseline scores: Left cheek" in page
+    assert reverse("consent_add", args=[patient.pk]) not in page
+
+
+def test_front_desk_may_record_the_consent_but_is_not_offered_a_scar_site(front_desk_client):
+    form = front_desk_client.get(reverse("patient_create")).content.decode()
+    assert 'name="first-treatment_consent"' in form
+    assert 'name="first-body_site"' not in form
+    # A scar site sent anyway is not a field of theirs: nothing clinical is recorded.
+    register(front_desk_client, **{"first-body_site": "chin", "first-treatment_consent": "on"})
+    patient = Patient.objects.get()
+    assert patient.consents.count() == 1
+    assert not patient.scar_sites.exists()
+
+
+def test_a_half_given_scar_site_is_refused_by_field_and_nothing_is_saved(clinician_client):
+    response = register(clinician_client, fitzpatrick_type="3", **{"first-body_site": "chin"})
+    assert response.status_code == 200
+    assert not Patient.objects.exists()
+    errors = response.context["first"].errors
+    assert "scar types at the first scar site" in errors["scar_types"][0]
+    # What was typed is kept.
+    html = response.content.decode()
+    assert 'value="Zebedee"' in html
+    assert '<option value="chin" selected>' in html
+
+
+def test_scar_types_without_a_site_and_an_unknown_site_are_refused(clinician_client):
+    from patients.models import ScarType
+
+    response = register(
+        clinician_client,
+        fitzpatrick_type="3",
+        **{"first-scar_types": [str(ScarType.objects.get(code="keloid").pk)]},
+    )
+    assert "Choose the body site" in response.context["first"].errors["body_site"][0]
+    response = register(clinician_client, fitzpatrick_type="3", **{"first-body_site": "moon"})
+    assert "moon is not one of the available choices" in str(
+        response.context["first"].errors["body_site"]
+    )
+    assert not Patient.objects.exists()
+
+
+def test_registering_without_the_optional_parts_records_only_the_patient(clinician_client):
+    register(clinician_client, fitzpatrick_type="3")
+    patient = Patient.objects.get()
+    assert not patient.consents.exists()
+    assert not patient.scar_sites.exists()

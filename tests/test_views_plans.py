@@ -223,6 +223,13 @@ def test_today_offers_the_clinician_a_log_link(clinician_client, due_today):
     assert reverse("session_log", args=[due_today.pk]) in due
 
 
+@pytest.mark.parametrize("role", ["front_desk_client", "clinician_client", "manager_client"])
+def test_today_offers_registering_a_patient_to_every_role(request, role):
+    client = request.getfixturevalue(role)
+    html = client.get(reverse("home")).content.decode()
+    assert f'href="{reverse("patient_create")}">Register a patient</a>' in html
+
+
 def test_another_day_can_be_looked_at_and_a_garbled_day_means_today(front_desk_client, due_today):
     response = front_desk_client.get(reverse("home"), {"day": "2026-02-02"})
     assert "Monday 2 February 2026" in response.content.decode()
