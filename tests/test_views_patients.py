@@ -460,6 +460,16 @@ def test_saving_scores_reports_the_computed_total(clinician_client, site):
     assert (saved.total, saved.assessed_on, saved.session) == (8, TODAY, None)
 
 
+def test_save_and_build_a_plan_goes_on_to_the_plan_builder(clinician_client, site):
+    url = _assess_url(site)
+    page = clinician_client.get(url, {"instrument": "vss"})
+    assert 'name="then" value="plan"' in page.content.decode()
+    response = clinician_client.post(url, browser_form(page) | VSS_TYPED | {"then": "plan"})
+    assert response.status_code == 302
+    assert response.url == reverse("plan_create", args=[site.patient_id])
+    assert Assessment.objects.get().total == 8
+
+
 def test_scores_dated_in_the_future_are_refused(clinician_client, site):
     url = _assess_url(site)
     data = browser_form(clinician_client.get(url, {"instrument": "vss"})) | VSS_TYPED

@@ -96,6 +96,8 @@ def assessment_add(request, pk, site_pk):
             f"{instrument.name} for {site}: total {assessment.total} "
             f"(range {instrument.min_total}-{instrument.max_total}).",
         )
+        if request.POST.get("then") == "plan" and request.user.has_perm("plans.add_plan"):
+            return redirect("plan_create", pk=patient.pk)
         return redirect("patient_detail", pk=patient.pk)
     return render(
         request,
