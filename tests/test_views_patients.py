@@ -211,6 +211,7 @@ CLINICAL_ON_OVERVIEW = [
     "Unresolved adverse events",
     "Erythema",
     "Record scores",
+    "Patient report (PDF)",
 ]
 
 
