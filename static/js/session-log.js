@@ -101,7 +101,9 @@
   var status = document.getElementById("ae-status");
 
   function fields(row) {
-    return Array.prototype.slice.call(row.querySelectorAll("input, select, textarea"));
+    return Array.prototype.slice.call(
+      row.querySelectorAll("input:not([type=hidden]), select, textarea")
+    );
   }
 
   // Typed: a field that differs from what the page was served with (an onset date is
