@@ -231,15 +231,16 @@ def test_a_withdrawn_photo_or_one_without_consent_on_its_day_is_not_shown(
 
 
 def test_a_thumbnail_is_refused_to_front_desk_and_unknown_ids_are_404(
-    front_desk_client, clinician_client, clinician
+    client, front_desk, clinician
 ):
     _, sites = atrophic_patient(clinician, done=1)
     photo = SessionPhoto.objects.filter(scar_site=sites[0]).first()
     url = reverse("photo", args=[photo.pk]) + "?size=thumb"
-    assert front_desk_client.get(url).status_code == 403
-    assert clinician_client.get(url).status_code == 200
-    unknown = reverse("photo", args=[999_999]) + "?size=thumb"
-    assert clinician_client.get(unknown).status_code == 404
+    client.force_login(front_desk)
+    assert client.get(url).status_code == 403
+    client.force_login(clinician)
+    assert client.get(url).status_code == 200
+    assert client.get(reverse("photo", args=[999_999]) + "?size=thumb").status_code == 404
 
 
 def test_a_thumbnail_is_a_small_copy(clinician_client, clinician):
