@@ -41,15 +41,30 @@ def clinicians():
 # --- instruments ---------------------------------------------------------------------------
 
 
+NOT_SCORED = "Not scored"
+
+
 class InstrumentForm(forms.Form):
     """The items of one instrument, each with its range in the label and in the message."""
 
-    def __init__(self, *args, instrument: scales.Instrument, optional=False, **kwargs):
+    def __init__(
+        self, *args, instrument: scales.Instrument, optional=False, segmented=False, **kwargs
+    ):
+        """`segmented`: an optional item with few values (scales.Item.is_small) is a row of
+        choices, each value with its words and a "Not scored" choice first; a number box
+        otherwise. The field and its messages are the same either way."""
         super().__init__(*args, **kwargs)
         self.instrument = instrument
         self.optional = optional
         for item in instrument.items:
             message = f"{item.label} must be a whole number from {item.minimum} to {item.maximum}."
+            widget = forms.NumberInput(attrs={"inputmode": "numeric"})
+            if segmented and optional and item.is_small:
+                words = item.descriptors()
+                widget = forms.RadioSelect(
+                    choices=[("", NOT_SCORED)]
+                    + [(v, f"{v} {words[v]}" if words else str(v)) for v in item.values]
+                )
             self.fields[item.code] = forms.IntegerField(
                 label=f"{item.label} ({item.minimum}-{item.maximum})",
                 min_value=item.minimum,
@@ -62,7 +77,7 @@ class InstrumentForm(forms.Form):
                     "min_value": message,
                     "max_value": message,
                 },
-                widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+                widget=widget,
             )
 
     @property
@@ -636,6 +651,22 @@ class AdverseEventForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["scar_site"].queryset = sites
         self.fields["onset_on"].required = False
+        # A row is optional: kind and severity are needed only once a row is started (clean),
+        # so the labels carry no "required" mark for an event that may not exist.
+        self.fields["kind"].required = False
+        self.fields["severity"].required = False
+
+    def clean(self):
+        cleaned = super().clean()
+        for name, what in (("kind", "what happened"), ("severity", "how severe it was")):
+            if not cleaned.get(name) and name not in self.errors:
+                allowed = ", ".join(label for _, label in self.fields[name].choices if _)
+                self.add_error(
+                    name,
+                    f"{self.fields[name].label} is required for an adverse event: choose "
+                    f"{what} ({allowed}), or clear the row.",
+                )
+        return cleaned
 
 
 class BaseAdverseEventFormSet(LimitedFormSet):

@@ -16,6 +16,10 @@ Formula = Callable[[Mapping[str, int]], int]
 # Form input arrives as text; a leading minus is allowed so "-1" is reported as out of range
 # like any other wrong number rather than slipping through as something else.
 _INTEGER_TEXT = re.compile(r"-?[0-9]+")
+# "0 normal, 1 pink, 2 red": a value, then its words up to the comma before the next value.
+_DESCRIPTOR = re.compile(r"(?:^|,\s*)(\d+)\s+(.+?)(?=,\s*\d+\s|$)")
+# Items with at most this many values are entered as a row of choices (plans/forms.py).
+SMALL_RANGE = 6
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,21 @@ class Item:
     @property
     def message(self) -> str:
         return f"{self.label} must be a whole number from {self.minimum} to {self.maximum}."
+
+    @property
+    def values(self) -> range:
+        return range(self.minimum, self.maximum + 1)
+
+    @property
+    def is_small(self) -> bool:
+        """Few enough values to show them all as choices (0-3, 0-5, 1-5), not a number box."""
+        return len(self.values) <= SMALL_RANGE
+
+    def descriptors(self) -> dict[int, str]:
+        """Each value's words from the help text ("0 normal, 1 pink" -> {0: "normal", ...});
+        {} when the help does not describe every value one by one."""
+        found = {int(n): words.strip() for n, words in _DESCRIPTOR.findall(self.help)}
+        return found if set(found) == set(self.values) else {}
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,21 @@ class Instrument:
         if errors:
             raise ValidationError(errors)
         return cleaned
+
+    def points(self, code: str) -> tuple[tuple[int, int], ...]:
+        """What each value of one item adds to the total, as (from value, points) steps:
+        ((0, 0), (1, 1), (11, 2), (21, 3)) for a Goodman & Baron count. Every formula here is
+        a sum of one term per item (tests/test_scales.py checks it), so the live total on the
+        log page is the lowest total plus each item's points, without the formula in JS."""
+        item = self.item(code)
+        lowest = {i.code: i.minimum for i in self.items}
+        base = self.formula(lowest)
+        steps: list[tuple[int, int]] = []
+        for value in item.values:
+            added = self.formula({**lowest, code: value}) - base
+            if not steps or steps[-1][1] != added:
+                steps.append((value, added))
+        return tuple(steps)
 
     def total(self, values: Mapping[str, object]) -> int:
         result = self.formula(self.validate(values))

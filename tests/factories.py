@@ -320,7 +320,9 @@ class _FormReader(HTMLParser):
                 return
             if kind in {"checkbox", "radio"}:
                 if "checked" in attrs:
-                    self._add(attrs.get("name"), attrs.get("value") or "on")
+                    # value="" sends an empty value; only a missing value attribute sends "on".
+                    value = attrs.get("value")
+                    self._add(attrs.get("name"), "on" if value is None else value)
                 return
             self._add(attrs.get("name"), attrs.get("value") or "")
         elif tag == "select":

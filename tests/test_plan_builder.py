@@ -410,7 +410,7 @@ def test_the_builder_offers_active_templates_first_with_their_weeks(clinician_cl
     _template("Retired protocol", active=False)
     html = clinician_client.get(_url(back)).content.decode()
     offered = html.index("Start from a protocol")
-    assert offered < html.index('<form method="post" novalidate id="plan-builder"')
+    assert offered < html.index('name="courses-0-treatment"')
     assert "<strong>Combined microneedling + peel</strong>, weeks 0/6/12 and 3/9/15" in html
     assert "Retired protocol" not in html
     assert 'Apply<span class="visually-hidden"> Combined microneedling + peel</span>' in html
@@ -431,6 +431,65 @@ def test_applying_a_template_fills_the_course_rows_and_saves_them(clinician_clie
         ("chemical_peel", 21),
     ]
     assert plan.courses.get(offset_days=21).default_parameters["agent"] == "glycolic"
+
+
+def test_applying_a_protocol_without_javascript_keeps_everything_typed(clinician_client, back):
+    """Apply is a submit button: the form comes back with the protocol's courses in place of
+    the rows and the goal, dates, sites and notes as typed (issue 14, a GET link lost them)."""
+    template = _template()
+    typed = {
+        "goal": "Smoother texture before the wedding",
+        "internal_notes": "Prefers late afternoons",
+        "start_date": "2026-01-12",
+        "preferred_time": "16:30",
+        "target_sites": str(back.pk),
+        "title": "",
+    } | _row(0, "cryotherapy", 4, 28)
+    response = clinician_client.post(
+        _url(back), _form(clinician_client, back) | typed | {"template": str(template.pk)}
+    )
+    assert response.status_code == 200
+    kept = browser_form(response, form_id="plan-builder")
+    assert {k: kept[k] for k in ("goal", "internal_notes", "start_date", "target_sites")} == {
+        k: typed[k] for k in ("goal", "internal_notes", "start_date", "target_sites")
+    }
+    assert kept["preferred_time"] == "16:30"
+    assert kept["title"] == "Combined microneedling + peel"  # empty: the protocol's name
+    assert kept["courses-TOTAL_FORMS"] == "2"
+    assert kept["courses-0-treatment"] == str(treatment("microneedling").pk)
+    assert (kept["courses-1-offset_days"], kept["courses-1-param_agent"]) == ("21", "glycolic")
+    html = response.content.decode()
+    assert "Combined microneedling + peel: 2 courses filled in" in html
+    assert html.count("<tr><td") == 6  # the calendar preview, days 12 Jan ...
+    assert "is required" not in html and "invalid-feedback" not in html
+
+    clinician_client.post(_url(back), kept | {"action": "save"})
+    plan = Plan.objects.get()
+    assert (plan.goal, plan.internal_notes, plan.start_date.isoformat()) == (
+        typed["goal"],
+        typed["internal_notes"],
+        "2026-01-12",
+    )
+    assert [c.treatment.code for c in plan.courses.order_by("order")] == [
+        "microneedling",
+        "chemical_peel",
+    ]
+
+
+def test_a_title_of_ones_own_survives_applying_a_protocol(clinician_client, back):
+    template = _template()
+    data = _form(clinician_client, back, title="Back and face, spring")
+    response = clinician_client.post(_url(back), data | {"template": str(template.pk)})
+    assert browser_form(response, form_id="plan-builder")["title"] == "Back and face, spring"
+
+
+def test_an_unknown_protocol_posted_is_an_ordinary_preview(clinician_client, back):
+    retired = _template(active=False)
+    for value in (str(retired.pk), "999999", "x"):
+        data = _form(clinician_client, back) | {"template": value}
+        response = clinician_client.post(_url(back), data)
+        assert response.status_code == 200
+        assert browser_form(response, form_id="plan-builder")["courses-TOTAL_FORMS"] == "1"
 
 
 def test_an_inactive_or_unknown_template_gives_the_plain_builder(clinician_client, back):

@@ -405,3 +405,65 @@ def test_an_instrument_with_duplicate_item_codes_is_refused():
     item = Item("a", "A", 0, 3)
     with pytest.raises(ValueError, match="duplicate"):
         Instrument("x", "X", "X", "x", (item, item), True, 0, 6, scales._in_total((item, item)))
+
+
+# --- the log page's choices and live total (issue 14) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "item", "words"),
+    [
+        ("vss", "vascularity", {0: "normal", 1: "pink", 2: "red", 3: "purple"}),
+        ("vss", "height", {0: "flat", 1: "under 2 mm", 2: "2-5 mm", 3: "over 5 mm"}),
+        ("ecca", "u_atrophic", {0: "none", 1: "fewer than 5", 2: "5-20", 3: "more than 20"}),
+        ("gb_qualitative", "grade", {1: "macular (colour only)", 2: "mild (hidden by make-up)",
+                                     3: "moderate (flattens when stretched)",
+                                     4: "severe (does not flatten)"}),
+    ],
+)  # fmt: skip
+def test_each_value_of_a_small_item_has_its_words(code, item, words):
+    assert get(code).item(item).descriptors() == words
+
+
+def test_every_small_item_describes_every_value_and_large_ones_are_not_small():
+    for instrument in INSTRUMENTS.values():
+        for item in instrument.items:
+            if item.is_small:
+                assert set(item.descriptors()) == set(item.values), (instrument.code, item.code)
+            else:
+                assert len(item.values) > scales.SMALL_RANGE
+
+
+def test_help_that_does_not_name_every_value_gives_no_words():
+    assert Item("x", "X", 0, 3, "0 none, 3 most").descriptors() == {}
+    assert Item("x", "X", 1, 10, "1 normal skin, 10 worst imaginable").descriptors() == {}
+
+
+def test_a_count_adds_points_in_steps_as_goodman_and_baron_multiply():
+    assert get("gb_quantitative").points("punched_out_deep_normal") == (
+        (0, 0),
+        (1, 3),
+        (11, 6),
+        (21, 9),
+    )
+    assert get("gb_quantitative").points("keloid_area_band") == ((0, 0), (1, 6), (2, 12), (3, 18))
+    assert get("ecca").points("keloid_old") == ((0, 0), (1, 50), (2, 100), (3, 150))
+    assert get("posas_observer").points("overall") == ((1, 0),)  # kept out of the total
+
+
+def _points(instrument, code, value):
+    """The points of the last step at or below the value, as the page's script reads them."""
+    return [points for start, points in instrument.points(code) if start <= value][-1]
+
+
+@pytest.mark.parametrize("code", list(INSTRUMENTS))
+def test_the_live_total_is_the_lowest_total_plus_each_items_points(code):
+    """What static/js/session-log.js adds up equals the formula, for many random scores."""
+    import random
+
+    instrument = get(code)
+    rng = random.Random(code)
+    for _ in range(200):
+        values = {item.code: rng.choice(item.values) for item in instrument.items}
+        live = instrument.min_total + sum(_points(instrument, c, v) for c, v in values.items())
+        assert live == instrument.total(values), values

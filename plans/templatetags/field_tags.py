@@ -213,3 +213,94 @@ def _file_input(field, widget, invalid):
         rendered,
         _help_and_errors(field),
     )
+
+
+# --- the session log's score items ----------------------------------------------------------
+
+
+def _steps(field):
+    """The item's points per value as "value:points" steps for the live total (scales.py)."""
+    return ",".join(f"{v}:{p}" for v, p in field.form.instrument.points(field.name))
+
+
+@register.filter
+def item_steps(field):
+    return _steps(field)
+
+
+@register.filter
+def segmented(field):
+    """An item with few values as a row of radio buttons styled as one control: a fieldset
+    whose legend is the item, each value with its words, "Not scored" first. The fieldset
+    carries the field's id, so an error summary link lands on the whole choice."""
+    last = getattr(field.form, "last_items", {}).get(field.name)
+    described = []
+    if field.errors:
+        described.append(f"{field.auto_id}_error")
+    options = []
+    for number, choice in enumerate(field.subwidgets):
+        data = choice.data
+        ident = f"{field.auto_id}_{number}"
+        value = str(data["value"])
+        label = str(data["label"])
+        checked = data["selected"]
+        if value == "":
+            text = format_html('<span class="seg-words">{}</span>', label)
+            css = "btn btn-outline-secondary seg-none"
+        else:
+            words = label[len(value) :].strip()
+            text = format_html(
+                '<span class="seg-value">{}</span>{}',
+                value,
+                format_html(' <span class="seg-words">{}</span>', words) if words else "",
+            )
+            css = "btn btn-outline-primary"
+            if last is not None and str(last) == value:
+                css += " seg-last"
+                text = format_html(
+                    '{}<span class="seg-last-mark" aria-hidden="true">last</span>'
+                    '<span class="visually-hidden"> (last time)</span>',
+                    text,
+                )
+        options.append(
+            format_html(
+                '<input type="radio" class="btn-check" name="{}" id="{}" value="{}"{}>'
+                '<label class="{}" for="{}">{}</label>',
+                field.html_name,
+                ident,
+                value,
+                mark_safe(" checked") if checked else "",  # nosec B308 B703: constant markup
+                css,
+                ident,
+                text,
+            )
+        )
+    item = field.form.instrument.item(field.name)
+    errors = ""
+    if field.errors:
+        errors = format_html(
+            '<div id="{}_error" class="seg-error text-danger small">{}</div>',
+            field.auto_id,
+            format_html_join(
+                "", '<p class="mb-0"><strong>{}</strong></p>', ((e,) for e in field.errors)
+            ),
+        )
+    return format_html(
+        '<fieldset class="segmented{}" id="{}" data-item data-steps="{}"{}>'
+        '<legend class="seg-legend">{} <span class="seg-range">({}-{})</span></legend>'
+        '<div class="seg-options">{}</div>{}</fieldset>',
+        " is-invalid" if field.errors else "",
+        field.auto_id,
+        _steps(field),
+        format_html(' aria-describedby="{}"', " ".join(described)) if described else "",
+        item.label,
+        item.minimum,
+        item.maximum,
+        mark_safe("".join(options)),  # nosec B308 B703: format_html output with escaped parts
+        errors,
+    )
+
+
+@register.filter
+def is_segmented(field):
+    return isinstance(field.field.widget, forms.RadioSelect)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 
-from clinic.uploads import private_file_response
+from clinic.uploads import private_file_response, private_thumbnail_response
 from patients.audit import record_access
 from patients.models import Consent, RecordAccess, ScarSite
 from patients.views import get_patient
@@ -32,7 +32,14 @@ def photo(request, pk):
     if not any(c.in_force_on(item.taken_on) for c in consents):
         return HttpResponseForbidden("No clinical photography consent on file for this photo.")
     record_access(request, item.session.patient_id, RecordAccess.What.PHOTO, item)
+    if request.GET.get("size") == "thumb":  # beside the score entry on the log page
+        return private_thumbnail_response(
+            item.image, THUMBNAIL_SIDE, download_name=f"photo-{item.pk}"
+        )
     return private_file_response(item.image, download_name=f"photo-{item.pk}", inline_images=True)
+
+
+THUMBNAIL_SIDE = 240  # px on the long side: shown at 120 css px, sharp on a 2x tablet screen
 
 
 def get_site(pk, site_pk):

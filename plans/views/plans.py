@@ -109,13 +109,37 @@ def _quiet(form):
     form.cleaned_data = {}
 
 
-def _course_formset(request, action, template):
+def _with_template(post, template):
+    """The form as sent with the protocol's courses in place of the course rows: applying a
+    protocol without JavaScript keeps everything else that was typed (sites, goal, dates,
+    notes, a title of one's own; an empty title becomes the protocol's name)."""
+    data = post.copy()
+    for key in [k for k in data if k.startswith("courses-")]:
+        del data[key]
+    rows = template_rows(template)
+    data.update(
+        {
+            "courses-TOTAL_FORMS": str(max(len(rows), 1)),
+            "courses-INITIAL_FORMS": "0",
+            "courses-MIN_NUM_FORMS": str(CourseFormSet.min_num),
+            "courses-MAX_NUM_FORMS": str(CourseFormSet.max_num),
+        }
+    )
+    for index, row in enumerate(rows):
+        for name, value in row.items():
+            data[f"courses-{index}-{name}"] = "" if value is None else str(value)
+    if not data.get("title", "").strip():
+        data["title"] = template.name
+    return data
+
+
+def _course_formset(request, action, template, data=None):
     if request.method != "POST":
         rows = template_rows(template) if template else []
         formset = CourseFormSet(prefix="courses", initial=rows)
         formset.extra = max(len(rows) - formset.min_num, 0)
         return formset
-    data = request.POST
+    data = request.POST if data is None else data
     if action == "add_row":
         data = data.copy()
         key = "courses-TOTAL_FORMS"
@@ -139,11 +163,20 @@ def _builder(request, patient, *, live=False):
             .filter(pk=int(request.GET["template"]))
             .first()
         )
+    data = request.POST or None
+    chosen = request.POST.get("template", "") if request.method == "POST" else ""
+    if chosen.isdigit() and not live:  # "Apply" a protocol without JavaScript
+        template = (
+            PlanTemplate.objects.active().prefetch_related("courses").filter(pk=int(chosen)).first()
+        )
+        if template is not None:
+            action = "apply_template"
+            data = _with_template(request.POST, template)
     initial = {"clinician": request.user.pk, "start_date": timezone.localdate()}
     if template:
         initial["title"] = template.name
-    form = PlanForm(request.POST or None, patient=patient, sites=sites, initial=initial)
-    formset = _course_formset(request, action, template)
+    form = PlanForm(data, patient=patient, sites=sites, initial=initial)
+    formset = _course_formset(request, action, template, data)
     state = {
         "patient": patient,
         "form": form,
@@ -154,7 +187,12 @@ def _builder(request, patient, *, live=False):
         "template": template,
         "sites": sites,
     }
-    if action == "add_row" and not live:
+    if action == "apply_template" and form.is_valid() and formset.is_valid():
+        state["courses"] = _unsaved_courses(formset)
+        state["preview"] = services.calendar_preview(
+            patient=patient, start_date=form.cleaned_data["start_date"], courses=state["courses"]
+        )
+    if action in ("add_row", "apply_template") and not live:
         _quiet(form)
         for course in formset.forms:
             _quiet(course)
@@ -166,7 +204,7 @@ def _builder(request, patient, *, live=False):
             state["preview"] = services.calendar_preview(
                 patient=patient, start_date=form.cleaned_data["start_date"], courses=courses
             )
-    if request.method == "POST" and action != "add_row":
+    if request.method == "POST" and action not in ("add_row", "apply_template"):
         state["to_correct"] = [
             str(form.fields[name].label if name in form.fields else "the plan")
             for name in form.errors
@@ -208,6 +246,13 @@ def plan_create(request, pk):
                     request, "Plan saved as a draft. Check the calendar, then activate it."
                 )
             return redirect("plan_detail", pk=plan.pk)
+    elif action == "apply_template":
+        messages.info(
+            request,
+            f"{state['template'].name}: {len(state['formset'].forms)} course"
+            f"{'s' if len(state['formset'].forms) != 1 else ''} filled in; "
+            "everything else you typed is kept.",
+        )
     elif (
         request.method == "POST"
         and action == "preview"

@@ -1,9 +1,11 @@
 """Sessions: moving, marking missed, logging a visit and the session record."""
 
+from dataclasses import dataclass, field
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -12,6 +14,7 @@ from django.views.decorators.http import require_POST
 from clinic.validators import validate_clinic_date
 from clinic.views_helpers import safe_next
 from patients.forms import OUT_OF_DATE
+from patients.models import Consent
 from plans import scales, services
 from plans.forms import (
     DATE,
@@ -143,6 +146,11 @@ def _previous_parameters(session, rows):
     return {row.pk: previous.get(row.treatment_id, {}) for row in rows}
 
 
+def _default_instrument(site):
+    """The instrument a site with no scores yet is scored with, from its scar types."""
+    return "vss" if any(not t.is_atrophic for t in site.scar_types.all()) else "gb_qualitative"
+
+
 def _site_instruments(sites):
     """Per scar site, the instruments used for it so far (baseline first), else a default."""
     used = {}
@@ -155,13 +163,141 @@ def _site_instruments(sites):
         codes = used.setdefault(site_id, [])
         if code not in codes:
             codes.append(code)
+    return {site.pk: used.get(site.pk) or [_default_instrument(site)] for site in sites}
+
+
+@dataclass
+class SiteHistory:
+    """What the log page shows beside a site's score entry, per instrument code."""
+
+    tracked: list  # what the plan tracks for the site, shown open
+    others: list  # every other instrument, under "More scores" (used ones first)
+    baseline: dict = field(default_factory=dict)  # code -> the site's first baseline score
+    last: dict = field(default_factory=dict)  # code -> its latest score before this visit
+    photo: dict | None = None  # the latest photo that may be shown (pk, taken_on, view)
+
+
+def site_histories(session, sites):
+    """Per scar site: the instruments the plan tracks, each one's baseline and last score,
+    and the last photo that may be shown. Three queries, however many sites and sessions.
+
+    Tracked: the instruments scored for the site in earlier sessions of this plan; before
+    the plan's first scores, the site's baseline instruments; with neither, the default for
+    its scar types. Per-session ratings (GAIS, pain) are not instruments here: they keep
+    their own place on the page.
+    """
+    rows = (
+        Assessment.objects.filter(scar_site__in=sites)
+        .exclude(instrument__in=scales.PER_SESSION)
+        .exclude(session_id=session.pk)
+        .order_by("assessed_on", "pk")
+        .values(
+            "scar_site_id",
+            "instrument",
+            "session_id",
+            "session__plan_id",
+            "assessed_on",
+            "total",
+            "items",
+        )
+    )
+    used, in_plan, at_baseline, baseline, last = {}, {}, {}, {}, {}
+    for row in rows:
+        site_id, code = row["scar_site_id"], row["instrument"]
+        _add(used.setdefault(site_id, []), code)
+        if row["session_id"] is None:
+            _add(at_baseline.setdefault(site_id, []), code)
+            baseline.setdefault(site_id, {}).setdefault(code, row)
+        elif session.plan_id and row["session__plan_id"] == session.plan_id:
+            _add(in_plan.setdefault(site_id, []), code)
+        last.setdefault(site_id, {})[code] = row
+    photos = _last_photos(session, sites)
     result = {}
     for site in sites:
-        default = (
-            "vss" if any(not t.is_atrophic for t in site.scar_types.all()) else "gb_qualitative"
+        tracked = in_plan.get(site.pk) or at_baseline.get(site.pk) or [_default_instrument(site)]
+        rest = [c for c in used.get(site.pk, []) if c not in tracked]
+        rest += [
+            c
+            for c in scales.INSTRUMENTS
+            if c not in tracked and c not in rest and c not in scales.PER_SESSION
+        ]
+        result[site.pk] = SiteHistory(
+            tracked=tracked,
+            others=rest,
+            baseline=baseline.get(site.pk, {}),
+            last=last.get(site.pk, {}),
+            photo=photos.get(site.pk),
         )
-        result[site.pk] = used.get(site.pk) or [default]
     return result
+
+
+def _add(codes, code):
+    if code not in codes:
+        codes.append(code)
+
+
+def _last_photos(session, sites):
+    """Per site, its latest photo that may be shown (not withdrawn, photography consent in
+    force on the day taken, as plans.views.photos serves them); two queries."""
+    consents = list(
+        Consent.objects.filter(
+            patient=session.patient_id, kind=Consent.Kind.CLINICAL_PHOTOGRAPHY
+        ).only("signed_on", "withdrawn_on", "expires_on")
+    )
+    if not consents:
+        return {}
+    found = {}
+    for photo in (
+        SessionPhoto.objects.filter(scar_site__in=sites, withdrawn_at=None)
+        .exclude(session_id=session.pk)
+        .order_by("-taken_on", "-pk")
+        .values("pk", "scar_site_id", "taken_on", "view")
+    ):
+        if photo["scar_site_id"] in found:
+            continue
+        if any(c.in_force_on(photo["taken_on"]) for c in consents):
+            photo["view_label"] = SessionPhoto.View(photo["view"]).label
+            found[photo["scar_site_id"]] = photo
+    return found
+
+
+def _instrument_form(post, site, code, history, *, more=False):
+    """One instrument's entry for a site on the log page, with its baseline and last score."""
+    form = InstrumentForm(
+        post,
+        instrument=scales.get(code),
+        optional=True,
+        segmented=True,
+        prefix=f"s{site.pk}-{code}",
+    )
+    form.baseline = history.baseline.get(code)
+    last = history.last.get(code)
+    form.last = None if last is form.baseline else last
+    form.last_items = (last or {}).get("items") or {}
+    form.more = more
+    return form
+
+
+def error_summary(rows, site_blocks, events):
+    """Every field error on the log form as (message, id of the field), in page order."""
+    found = []
+
+    def add(form, context, fallback):
+        for name, errors in form.errors.items():
+            target = fallback if name == NON_FIELD_ERRORS else form[name].auto_id
+            for error in errors:
+                found.append((f"{context}: {error}", target))
+
+    for row, form in rows:
+        add(form, row.treatment.name, f"treatment-{row.pk}")
+    for block in site_blocks:
+        site = block["site"]
+        for form in block["instruments"]:
+            add(form, f"{site}, {form.instrument.name}", f"{form.prefix}-scores")
+        add(block["outcome"], str(site), f"outcome-{site.pk}")
+    for number, form in enumerate(events.forms, start=1):
+        add(form, f"Adverse event {number}", f"ae-row-{number - 1}")
+    return found
 
 
 @permission_required("plans.change_sessiontreatment", raise_exception=True)
@@ -202,24 +338,24 @@ def session_log(request, pk):
         for row in rows
     ]
     sites = list(visit_sites(session).prefetch_related("scar_types"))
-    instruments = _site_instruments(sites)
+    histories = site_histories(session, sites)
     site_blocks = []
     for site in sites:
+        history = histories[site.pk]
+        tracked = [_instrument_form(post, site, code, history) for code in history.tracked]
+        more = [_instrument_form(post, site, code, history, more=True) for code in history.others]
         site_blocks.append(
             {
                 "site": site,
                 "outcome": SiteOutcomeForm(
                     post, files, prefix=f"s{site.pk}", photo_slots=len(SessionPhoto.View)
                 ),
-                "instruments": [
-                    InstrumentForm(
-                        post,
-                        instrument=scales.get(code),
-                        optional=True,
-                        prefix=f"s{site.pk}-{code}",
-                    )
-                    for code in instruments[site.pk]
-                ],
+                "instruments": tracked + more,
+                "tracked": tracked,
+                "more": more,
+                # Open when something in it was typed, so a re-shown form hides nothing.
+                "more_open": any(not form.is_blank for form in more),
+                "photo": history.photo,
             }
         )
     events = AdverseEventFormSet(post, prefix="ae", form_kwargs={"sites": visit_sites(session)})
@@ -283,13 +419,17 @@ def session_log(request, pk):
                 return redirect("patient_detail", pk=session.patient_id)
         # Browsers cannot refill a file input: name each photo that must be chosen again.
         lost_photos = [f.name for f in (files or {}).values()]
+    rows_and_forms = list(zip(rows, parameter_forms, strict=True))
+    # What could not be saved goes into the error summary; the rest is shown as usual. (Read
+    # here, the messages are shown by this response and not carried to the next page.)
+    shown = list(messages.get_messages(request))
     return render(
         request,
         "plans/session_log.html",
         {
             "session": session,
             "patient": session.patient,
-            "rows": list(zip(rows, parameter_forms, strict=True)),
+            "rows": rows_and_forms,
             "site_blocks": site_blocks,
             "events": events,
             "notes": notes,
@@ -304,6 +444,12 @@ def session_log(request, pk):
             "skipped_message": services.skipped_message(skipped) if skipped else "",
             "photos_allowed": photos_allowed,
             "unscored": _unscored_sites(site_blocks) if post is not None else [],
+            "error_summary": error_summary(rows_and_forms, site_blocks, events)
+            if post is not None
+            else [],
+            "bound": post is not None,
+            "error_messages": [m for m in shown if m.level == messages.ERROR],
+            "other_messages": [m for m in shown if m.level != messages.ERROR],
         },
     )
 

@@ -87,7 +87,7 @@ def test_a_protocol_fills_the_course_rows_in_place(login, clinician, live_server
     page.goto(f"{live_server.url}/patients/{back.patient_id}/plans/new/")
     expect(page.get_by_text("weeks 0/6/12 and 3/9/15")).to_be_visible()
     page.get_by_label("Goal").fill("Smoother texture")
-    page.get_by_role("link", name="Apply Combined microneedling + peel").click()
+    page.get_by_role("button", name="Apply Combined microneedling + peel").click()
     expect(page.locator("[name=courses-1-label]")).to_have_value("70% glycolic peel")
     expect(page.locator("[name=courses-1-offset_days]")).to_have_value("21")
     expect(page.locator("[name=courses-1-param_agent]")).to_have_value("glycolic")

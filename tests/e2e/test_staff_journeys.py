@@ -134,18 +134,27 @@ def test_clinician_registers_plans_and_logs_a_first_session(
     page.get_by_label("Device").fill("Dermapen 4")
     page.get_by_label("Needle depth").fill("1.5")
     page.get_by_label("Passes").first.fill("3")
-    back_outcome = page.locator("fieldset", has_text="Outcome: Upper back")
-    for label, value in (
-        ("Vascularity", "1"),
-        ("Pigmentation", "1"),
-        ("Pliability", "2"),
-        ("Height", "1"),
+    back_outcome = page.locator("fieldset.site-block", has_text="Outcome: Upper back")
+    # Vancouver items are rows of choices with their words: tap the one that applies.
+    vss = back_outcome.locator("fieldset.instrument", has_text="Vancouver Scar Scale")
+    expect(vss.locator("output")).to_have_text("not scored")
+    for item, choice in (
+        ("Vascularity", "1 pink"),
+        ("Pigmentation", "1 hypopigmented"),
+        ("Pliability", "2 yielding"),
+        ("Height", "1 under 2 mm"),
     ):
-        back_outcome.get_by_label(label).fill(value)
+        group = vss.get_by_role("group", name=item)
+        group.locator("label", has_text=choice).click()
+        expect(group.get_by_role("radio", name=choice)).to_be_checked()
+    expect(vss.locator("output")).to_have_text("5")  # the live total, before saving
     back_outcome.get_by_label("Improvement (clinician)").select_option("2")
-    back_outcome.get_by_label("Pain").fill("3")
+    back_outcome.get_by_label("Pain (0-10)").fill("3")
     back_outcome.get_by_label("Photo", exact=True).set_input_files(str(_png(tmp_path)))
-    events = page.locator("fieldset", has_text="Adverse events")
+    events = page.locator("#adverse-events")
+    expect(events.locator("[name=ae-0-kind]")).to_be_hidden()  # behind the button
+    events.get_by_role("button", name="Add adverse event").click()
+    expect(events.locator("[name=ae-0-kind]")).to_be_focused()
     events.locator("[name=ae-0-kind]").select_option("erythema")
     events.locator("[name=ae-0-severity]").select_option("mild")
     _shot(page, "session-log")
