@@ -8,7 +8,6 @@ memory at a time. The FHIR bundle (plans.fhir) and the full record (plans.full_r
 are built from these records without querying again.
 """
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db.models import Prefetch
@@ -64,11 +63,13 @@ class PatientRecord:
         return people
 
 
-def _grouped(queryset, key="patient_id"):
-    groups = defaultdict(list)
-    for row in queryset:
-        groups[getattr(row, key)].append(row)
-    return groups
+def ordered_parameters(row):
+    """(code, definition or None, value) of a session treatment's logged parameters in the
+    treatment's own order; a code since removed from the catalogue comes last, by name."""
+    definitions = {d.code: d for d in row.treatment.parameters.all()}
+    order = {code: i for i, code in enumerate(definitions)}
+    items = sorted(row.parameters.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+    return [(code, definitions.get(code), value) for code, value in items]
 
 
 def load_records(patients, *, full=False):
@@ -80,7 +81,11 @@ def load_records(patients, *, full=False):
     records = {p.pk: PatientRecord(patient=p) for p in patients}
     if not ids:
         return []
-    for flag in MedicalFlag.objects.filter(patient_id__in=ids).order_by("started_on", "pk"):
+    for flag in (
+        MedicalFlag.objects.filter(patient_id__in=ids)
+        .select_related("recorded_by")
+        .order_by("started_on", "pk")
+    ):
         records[flag.patient_id].flags.append(flag)
     sites = {}
     for site in (
@@ -95,7 +100,7 @@ def load_records(patients, *, full=False):
     plans = {}
     for plan in (
         Plan.objects.filter(patient_id__in=ids)
-        .select_related("clinician")
+        .select_related("clinician", "location")
         .prefetch_related("courses__treatment", "target_sites")
         .order_by("start_date", "pk")
     ):
@@ -104,7 +109,7 @@ def load_records(patients, *, full=False):
     sessions = {}
     for session in (
         Session.objects.filter(patient_id__in=ids)
-        .select_related("clinician")
+        .select_related("clinician", "location", "room")
         .prefetch_related(
             Prefetch(
                 "treatments",
@@ -143,7 +148,11 @@ def load_records(patients, *, full=False):
 
 def _load_the_rest(records, ids, sites, sessions):
     """What only the full record carries: 6 queries."""
-    for row in AcneActivity.objects.filter(patient_id__in=ids).order_by("recorded_on", "pk"):
+    for row in (
+        AcneActivity.objects.filter(patient_id__in=ids)
+        .select_related("recorded_by")
+        .order_by("recorded_on", "pk")
+    ):
         records[row.patient_id].acne.append(row)
     for photo in (
         SessionPhoto.objects.filter(session__patient_id__in=ids)
@@ -169,7 +178,7 @@ def _load_the_rest(records, ids, sites, sessions):
         records[override.session.patient_id].overrides.append(override)
     for delivery in (
         ReportDelivery.objects.filter(patient_id__in=ids)
-        .select_related("sent_by")
+        .select_related("sent_by", "revoked_by")
         .order_by("sent_at", "pk")
     ):
         records[delivery.patient_id].deliveries.append(delivery)

@@ -24,6 +24,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from plans import scales
+from plans.exports import ordered_parameters
 
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
@@ -553,17 +554,9 @@ class _Builder:
             )
 
     def parameter_values(self, row):
-        """(label, value as read, FHIR value[x]) in the treatment's own order; unknown codes
-        (a parameter since removed from the catalogue) last, as text."""
-        definitions = {d.code: d for d in row.treatment.parameters.all()}
-        order = list(definitions)
-        items = sorted(
-            row.parameters.items(),
-            key=lambda kv: (order.index(kv[0]) if kv[0] in definitions else len(order), kv[0]),
-        )
+        """(label, value as read, FHIR value[x]) in the treatment's own order."""
         values = []
-        for code, value in items:
-            definition = definitions.get(code)
+        for code, definition, value in ordered_parameters(row):
             label = definition.label if definition else code
             unit = definition.unit if definition else ""
             if isinstance(value, bool):
