@@ -64,15 +64,6 @@ class PatientRecord:
         return people
 
 
-def ordered_parameters(row):
-    """(code, definition or None, value) of a session treatment's logged parameters in the
-    treatment's own order; a code since removed from the catalogue comes last, by name."""
-    definitions = {d.code: d for d in row.treatment.parameters.all()}
-    order = {code: i for i, code in enumerate(definitions)}
-    items = sorted(row.parameters.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
-    return [(code, definitions.get(code), value) for code, value in items]
-
-
 def load_records(patients, *, full=False):
     """A PatientRecord per patient (Patient rows, in the order given), in a fixed number of
     queries whatever their number or the size of their records: 12 for the FHIR bundle

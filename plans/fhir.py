@@ -24,7 +24,6 @@ from datetime import timedelta
 from django.utils import timezone
 
 from plans import scales
-from plans.exports import ordered_parameters
 
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
@@ -93,16 +92,27 @@ def build_bundle(record, *, system, generated_at):
 
 
 def _clean(value):
-    """Drop empty values (FHIR forbids empty strings, arrays and objects) and trim text."""
-    if isinstance(value, dict):
-        cleaned = {k: _clean(v) for k, v in value.items()}
-        return {k: v for k, v in cleaned.items() if v not in (None, "", [], {})}
-    if isinstance(value, list):
-        cleaned = [_clean(v) for v in value]
-        return [v for v in cleaned if v not in (None, "", [], {})]
-    if isinstance(value, str):
-        return value.strip()
-    return value
+    """Drop empty values (FHIR forbids empty strings, arrays and objects) and trim text.
+
+    It sees every value of every bundle, so leaves are handled inline, without a call each
+    (the bundle is built of plain dicts, lists, str, bool and numbers; 0 and false stay)."""
+    if type(value) is dict:
+        cleaned = {}
+        for key, item in value.items():
+            item = _leaf_or_cleaned(item)
+            if item is not None:
+                cleaned[key] = item
+        return cleaned
+    return [item for item in map(_leaf_or_cleaned, value) if item is not None]
+
+
+def _leaf_or_cleaned(item):
+    kind = type(item)
+    if kind is str:
+        return item.strip() or None
+    if kind is dict or kind is list:
+        return _clean(item) or None
+    return item
 
 
 def _coded(system, code, display=None, text=None):
@@ -142,6 +152,15 @@ def _notes(*texts):
     return [{"text": text} for text in texts if text and text.strip()]
 
 
+def ordered_parameters(row):
+    """(code, definition or None, value) of a session treatment's logged parameters in the
+    treatment's own order; a code since removed from the catalogue comes last, by name."""
+    definitions = {d.code: d for d in row.treatment.parameters.all()}
+    order = {code: i for i, code in enumerate(definitions)}
+    items = sorted(row.parameters.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+    return [(code, definitions.get(code), value) for code, value in items]
+
+
 def body_site(code, label):
     """A scar site's body site: SNOMED CT where the table has it, its name as text always."""
     pair = BODY_SITES.get(code)
@@ -172,9 +191,18 @@ class _Builder:
         self.patient = record.patient
         self.system = system
         self.entries = []
+        self.urls = {}
+
+    def url(self, kind, key):
+        """full_url, remembered: a bundle names the patient and its staff many times."""
+        try:
+            return self.urls[kind, key]
+        except KeyError:
+            url = self.urls[kind, key] = full_url(self.system, kind, key)
+            return url
 
     def ref(self, kind, key, display=None):
-        return {"reference": full_url(self.system, kind, key), "display": display}
+        return {"reference": self.url(kind, key), "display": display}
 
     def patient_ref(self):
         return self.ref("Patient", f"patient-{self.patient.pk}")
@@ -185,9 +213,7 @@ class _Builder:
     def add(self, kind, key, resource):
         """One entry; `key` is the resource's id, e.g. "site-12" (readable, stable)."""
         resource = {"resourceType": kind, "id": key, **resource}
-        self.entries.append(
-            {"fullUrl": full_url(self.system, kind, key), "resource": _clean(resource)}
-        )
+        self.entries.append({"fullUrl": self.url(kind, key), "resource": _clean(resource)})
 
     def bundle(self, generated_at):
         record = self.record

@@ -26,7 +26,7 @@ from django.utils import timezone
 from clinic.csv_export import safe_cell
 from clinic.uploads import EXTENSIONS, sniff
 from plans import scales
-from plans.exports import ordered_parameters
+from plans.fhir import ordered_parameters
 
 logger = logging.getLogger(__name__)
 
