@@ -30,11 +30,13 @@ UCUM = "http://unitsofmeasure.org"
 LOINC = "http://loinc.org"
 TERMINOLOGY = "http://terminology.hl7.org/CodeSystem/"
 
-# SNOMED CT codes, each checked against more than one published source (FHIR value sets and
-# implementation guides, DICOM context groups). A scar type or body site missing here is sent
-# as text only: a wrong code is worse than none. Notably 275322007 is "Scar" in general, not
-# hypertrophic scar; no code for hypertrophic, atrophic (icepick, boxcar, rolling) or
-# macular scars could be confirmed, so they go as text.
+# SNOMED CT codes. The body sites, "Scar", erythema and itching were each found with the same
+# meaning in several published sources (FHIR value sets and implementation guides, DICOM
+# context groups); 49420001 "Keloid" is the code in common use but was not found in those
+# sources: confirm it in a SNOMED CT browser before relying on it (removing the line sends
+# keloid as text). A scar type or body site missing here is sent as text only: a wrong code
+# is worse than none. 275322007 is "Scar" in general, not hypertrophic scar; no code for
+# hypertrophic, atrophic (icepick, boxcar, rolling) or macular scars could be confirmed.
 SCAR = ("275322007", "Scar")
 SCAR_TYPES = {
     "keloid": ("49420001", "Keloid"),
@@ -92,10 +94,9 @@ def build_bundle(record, *, system, generated_at):
 
 
 def _clean(value):
-    """Drop empty values (FHIR forbids empty strings, arrays and objects) and trim text.
-
-    It sees every value of every bundle, so leaves are handled inline, without a call each
-    (the bundle is built of plain dicts, lists, str, bool and numbers; 0 and false stay)."""
+    """Drop empty values (FHIR forbids empty strings, arrays and objects) and trim text;
+    0 and false stay. The bundle is plain dicts, lists, str, bool and numbers, so exact type
+    checks do: this sees every value of every bundle and is kept lean."""
     if type(value) is dict:
         cleaned = {}
         for key, item in value.items():
