@@ -583,17 +583,11 @@ def _tables(record, photo_paths, consent_paths):
     )
     yield (
         "access_log.csv",
-        "Who opened this record, when and from where",
-        ["at", "staff member", "opened", "object id", "address", "page"],
+        # Who saw the record and when; the address of the clinic's computer is left out.
+        "Who opened this record and when",
+        ["at", "staff member", "opened", "object id", "page"],
         [
-            [
-                _moment(a.at),
-                _person(a.user),
-                a.get_what_display(),
-                a.object_id or "",
-                a.ip or "",
-                a.path,
-            ]
+            [_moment(a.at), _person(a.user), a.get_what_display(), a.object_id or "", a.path]
             for a in record.accesses
         ],
     )

@@ -12,6 +12,7 @@ from datetime import date
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -322,6 +323,24 @@ def test_the_full_record_runs_as_many_queries_for_ten_plans_as_for_one(
     archive = Unpacked(b"".join(response.streaming_content))
     assert len(archive.csv("csv/sessions.csv")) == 30
     assert len([p for p in archive.paths if p.startswith("consents/")]) == 10
+
+
+def test_the_access_log_inside_says_who_opened_the_record_and_when_but_not_from_where(
+    manager_client, clinician, fast_pdf
+):
+    world = staff_world(clinician)
+    colleague = Client()  # the role fixtures share one client
+    colleague.force_login(clinician)
+    url = reverse("patient_report", args=[world.patient.pk])
+    assert colleague.get(url, REMOTE_ADDR="192.0.2.15").status_code == 200
+    _, archive = download(manager_client, world.patient)
+    (opened,) = archive.csv("csv/access_log.csv")
+    assert (opened["at"], opened["staff member"], opened["opened"]) == (
+        "2026-01-05 08:00",
+        str(clinician),
+        "Progress report (screen or print)",
+    )
+    assert b"192.0.2.15" not in archive.read("csv/access_log.csv")
 
 
 def test_another_patient_record_is_untouched(manager_client, clinician, fast_pdf):
