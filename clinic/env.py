@@ -1,12 +1,14 @@
 """Read settings from the environment, failing loudly on values that cannot be right."""
 
 import os
+import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s]+")  # RFC 3986 scheme, then no spaces
 
 
 def _raw(name, default):
@@ -75,6 +77,17 @@ def env_list(name, default=()):
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_uri(name, default):
+    """An absolute URI (scheme:rest), e.g. https://clinic.example.org/fhir/record-number."""
+    value = _raw(name, default)
+    if not _URI.fullmatch(value):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not an absolute URI: use e.g. "
+            "https://clinic.example.org/fhir/record-number or urn:oid:1.2.3.4."
+        )
+    return value
 
 
 def env_timezone(name, default):

@@ -56,10 +56,12 @@ _CLINICIAN = (
     | _perms("plans", "amendment", ("view", "add"))  # of the sessions they logged
     | {"plans.override_safety_block", "plans.view_report"}
     | {"plans.send_report"}  # the patient's copy by e-mail or link (issue 13.4)
+    | {"patients.export_fhir"}  # the record as a FHIR bundle, for a referral
 )
 _MANAGER = (
     _CLINICIAN
     | {"patients.archive_patient", "plans.view_outcomes", "plans.book_outside_hours"}
+    | {"patients.export_full_record"}  # the patient's full record (subject access request)
     | {"plans.amend_any_session"}
     | _perms("patients", "recordnumberformat", ("view", "change"))
     | {"patients.view_recordaccess"}  # the access log: read-only for everyone (issue 11.9)

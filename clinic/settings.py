@@ -14,6 +14,7 @@ from clinic.env import (
     env_secret_key,
     env_str,
     env_timezone,
+    env_uri,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -231,6 +232,13 @@ REMINDER_HOURS = env_int("REMINDER_HOURS", 48, minimum=1)
 # A patient link opens the patient's copy for this many days.
 PATIENT_LINK_DAYS = env_int("PATIENT_LINK_DAYS", 14, minimum=1)
 # --- end e-mail ---
+
+# --- data in and out: FHIR R4 export and the patient's full record ---
+# The identifier system of the clinic's record numbers in exported FHIR (Patient.identifier),
+# also the seed of every exported resource's urn:uuid: one URI per clinic, e.g.
+# https://clinic.example.org/fhir/record-number. The default suits a single clinic only.
+FHIR_RECORD_NUMBER_SYSTEM = env_uri("FHIR_RECORD_NUMBER_SYSTEM", "urn:cicatrix:record-number")
+# --- end data in and out ---
 
 LOGGING = {
     "version": 1,

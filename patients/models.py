@@ -111,7 +111,11 @@ class Patient(Archivable, TimeStamped):
 
     class Meta:
         ordering = ["last_name", "first_name", "record_number"]
-        permissions = [("archive_patient", "Can archive a patient")]
+        permissions = [
+            ("archive_patient", "Can archive a patient"),
+            ("export_fhir", "Can download a patient's record as FHIR"),
+            ("export_full_record", "Can export a patient's full record (subject access)"),
+        ]
         indexes = [
             models.Index(fields=["last_name", "first_name"], name="patient_name_idx"),
             models.Index(fields=["date_of_birth"], name="patient_dob_idx"),
@@ -444,6 +448,8 @@ class RecordAccess(models.Model):
         CSV = "csv", "Plan sessions CSV"
         PHOTO = "photo", "Clinical photo"
         CONSENT = "consent", "Consent scan"
+        FHIR = "fhir", "FHIR record export"
+        FULL_RECORD = "full_record", "Full record export (subject access)"
 
     # PROTECT: a log row outlives nothing it names, so neither can be deleted from under it.
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

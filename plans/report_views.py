@@ -62,6 +62,14 @@ def patient_copy_pdf(patient, plan=None, *, request=None):
     return _filename(patient, plan, "patient"), _cached_pdf(patient.pk, html)
 
 
+def staff_report_pdf(patient, *, request=None):
+    """(file name, PDF bytes) of the staff copy of the whole progress report, for the
+    patient's full record. `request` is optional, as for patient_copy_pdf."""
+    context = _report_context(request, patient, pdf=True, staff=True)
+    html = render_to_string("reports/report_pdf.html", context, request=request)
+    return _filename(patient, None, "staff"), _cached_pdf(patient.pk, html)
+
+
 def _cached_pdf(patient_pk, html):
     """The PDF of this exact HTML, laid out once: WeasyPrint takes a second, the HTML 40 ms.
 

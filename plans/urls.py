@@ -1,6 +1,6 @@
 from django.urls import path
 
-from plans import report_views, views
+from plans import export_views, report_views, views
 from plans.views import diary as diary_views
 from plans.views import live as live_views
 from plans.views import sending as sending_views
@@ -77,6 +77,16 @@ urlpatterns += [
         "sessions/<int:pk>/aftercare.pdf",
         report_views.session_aftercare_pdf,
         name="session_aftercare_pdf",
+    ),
+]
+
+# A patient's whole record: FHIR for a referral, the full record for a subject access request.
+urlpatterns += [
+    path("patients/<int:pk>/record.fhir.json", export_views.patient_fhir, name="patient_fhir"),
+    path(
+        "patients/<int:pk>/full-record.zip",
+        export_views.patient_full_record,
+        name="patient_full_record",
     ),
 ]
 

@@ -71,6 +71,13 @@ def test_debug_off_without_a_secret_key_refuses_to_start():
         (lambda name: env.env_int(name, 5), "X_NUMBER", "42", 42),
         (env.env_list, "X_LIST", "a.org, b.org,,", ["a.org", "b.org"]),
         (lambda name: env.env_timezone(name, "UTC"), "X_ZONE", "Europe/Paris", "Europe/Paris"),
+        (
+            lambda name: env.env_uri(name, "urn:x:y"),
+            "X_URI",
+            "https://clinic.example.org/fhir/record-number",
+            "https://clinic.example.org/fhir/record-number",
+        ),
+        (lambda name: env.env_uri(name, "urn:x:y"), "X_URI", "urn:oid:1.2.3", "urn:oid:1.2.3"),
     ],
 )
 def test_helpers_read_good_values(monkeypatch, helper, variable, value, expected):
@@ -85,6 +92,8 @@ def test_helpers_read_good_values(monkeypatch, helper, variable, value, expected
         (lambda name: env.env_int(name, 5), "five"),
         (lambda name: env.env_int(name, 5, minimum=0), "-1"),
         (lambda name: env.env_timezone(name, "UTC"), "Mars/Olympus"),
+        (lambda name: env.env_uri(name, "urn:x:y"), "record-number"),
+        (lambda name: env.env_uri(name, "urn:x:y"), "https://clinic.example.org/a b"),
         (lambda name: env.env_database(name, "sqlite://"), "mysqlish://nothing"),
         (lambda name: env.env_str(name, required=True), ""),
     ],

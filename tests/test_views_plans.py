@@ -98,6 +98,8 @@ ACCESS = [
         None,
         (403, 200, 200),
     ),
+    ("patient_fhir", lambda w: {"pk": w.patient.pk}, "get", None, (403, 200, 200)),
+    ("patient_full_record", lambda w: {"pk": w.patient.pk}, "get", None, (403, 403, 200)),
     ("clinic_outcomes", lambda w: {}, "get", None, (403, 403, 200)),
     ("session_aftercare", lambda w: {"pk": w.done.pk}, "get", None, (403, 200, 200)),
     ("session_aftercare_pdf", lambda w: {"pk": w.done.pk}, "get", None, (403, 200, 200)),
