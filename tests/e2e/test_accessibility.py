@@ -200,3 +200,40 @@ def test_the_admin_pages_a_manager_uses_have_no_violation(demo, login, live_serv
         ["/admin/plans/safetyrulesetting/", "/admin/patients/patient/"],
     )
     assert not found, report(found)
+
+
+def manager_admin_pages():
+    """The admin as a manager sees it: the index, each app's page, and for every model the
+    manager may view its list, its add form (if they may add) and one record's form."""
+    from django.contrib import admin
+    from django.test import RequestFactory
+    from django.urls import reverse
+
+    manager = get_user_model().objects.get(username="manager")
+    request = RequestFactory().get("/admin/")
+    request.user = manager
+    paths, apps = ["/admin/"], set()
+    for model, model_admin in admin.site._registry.items():
+        meta = model._meta
+        if not model_admin.has_view_permission(request):
+            continue
+        apps.add(meta.app_label)
+        name = f"admin:{meta.app_label}_{meta.model_name}"
+        paths.append(reverse(f"{name}_changelist"))
+        if model_admin.has_add_permission(request):
+            paths.append(reverse(f"{name}_add"))
+        first = model_admin.get_queryset(request).order_by("pk").first()
+        if first is not None:
+            paths.append(reverse(f"{name}_change", args=[first.pk]))
+    paths += [reverse("admin:app_list", args=[label]) for label in sorted(apps)]
+    return paths
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_every_admin_page_a_manager_opens_has_no_violation(demo, login, live_server, size):
+    page = login("manager", "cicatrix-demo")
+    page.set_viewport_size(SIZES[size])
+    paths = manager_admin_pages()
+    assert len(paths) >= 40
+    found = check_pages(page, live_server.url, paths)
+    assert not found, report(found)
