@@ -283,9 +283,13 @@ def decode(data: bytes) -> tuple[str, str]:
         mixed = re.search(rb"\xc3[\x80-\xbf]", data)
         if mixed:
             raise FileProblem(
-                _undecodable(data, utf8_error, "UTF-8")
-                + f" The rest of the file looks like UTF-8 (line {_line_of(data, mixed.start())}),"
-                " so it cannot be read as Windows-1252 either."
+                _undecodable(
+                    data,
+                    utf8_error,
+                    "UTF-8",
+                    f"The rest of the file looks like UTF-8 (line {_line_of(data, mixed.start())}),"
+                    " so it cannot be read as Windows-1252 either.",
+                )
             ) from None
     try:
         return data.decode("cp1252"), "Windows-1252"
@@ -297,11 +301,11 @@ def _line_of(data, position):
     return data.count(b"\n", 0, position) + 1
 
 
-def _undecodable(data, error, expected):
+def _undecodable(data, error, expected, why=""):
     byte = data[error.start : error.start + 1]
     return (
         f"Line {_line_of(data, error.start)} has a byte (0x{byte.hex()}) that cannot be read as "
-        f"{expected} text. {SAVE_AS}"
+        f"{expected} text. {why + ' ' if why else ''}{SAVE_AS}"
     )
 
 
