@@ -43,8 +43,9 @@ def _file_or_problem(request, batch):
 
 @permission_required(PERMISSION, raise_exception=True)
 def import_upload(request):
-    form = ImportUploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
+    posted = request.method == "POST"
+    form = ImportUploadForm(request.POST if posted else None, request.FILES if posted else None)
+    if posted and form.is_valid():
         upload = form.cleaned_data["file"]
         batch = importing.store_upload(
             data=form.data_bytes, file_name=upload.name or "", user=request.user
@@ -84,8 +85,11 @@ def import_map(request, pk):
     parsed = _file_or_problem(request, batch)
     if parsed is None:
         return redirect("patient_import")
-    form = MappingForm(request.POST or None, header=parsed.header, mapping=batch.mapping)
-    if request.method == "POST" and form.is_valid():
+    posted = request.method == "POST"
+    form = MappingForm(
+        request.POST if posted else None, header=parsed.header, mapping=batch.mapping
+    )
+    if posted and form.is_valid():
         importing.dry_run(batch, form.mapping())
         return redirect("patient_import_check", pk=batch.pk)
     examples = [
