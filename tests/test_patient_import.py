@@ -595,3 +595,59 @@ def test_the_command_refuses_a_user_who_may_not_import(tmp_path, clinician):
     with pytest.raises(CommandError, match="may not import patients") as refused:
         call_command("import_patients", str(path), "--user", clinician.username)
     assert refused.value.returncode == 2
+
+
+# --- hostile input -----------------------------------------------------------------------------
+
+
+def test_hostile_files_and_form_values_never_answer_with_a_server_error(manager):
+    from django.core.signals import got_request_exception
+    from django.db import connection
+
+    from tests import test_fuzz as fuzz
+
+    recorder = fuzz.Recorder()
+    got_request_exception.connect(recorder)
+    rng = random.Random(fuzz.SEED)
+    client = fuzz._client(manager)
+    hostile = [v for v in fuzz.TEXT + fuzz.NUMBER + fuzz.DATE if "\x00" not in v]
+    try:
+        with connection.execute_wrapper(fuzz._refuse_what_a_database_refuses):
+            for data in (
+                bytes(rng.randrange(256) for _ in range(2000)),
+                b'first_name,"last_name\n"unclosed,quote\n',
+                b"\xef\xbb\xbf",
+                b";;;\n;;;\n",
+                "\u202e,\u200f\n".encode(),
+            ):
+                with recorder.sending():
+                    recorder.check(upload(client, data), f"upload {data[:20]!r}")
+            # A file whose every cell is hostile, through the mapping and the dry run.
+            rows = [[rng.choice(hostile) for _ in HEADER] for _ in range(30)]
+            response = upload(client, csv_bytes([*rows, *good_rows(2)]))
+            recorder.check(response, "upload of hostile cells")
+            batch = PatientImport.objects.latest("pk")
+            map_path = reverse("patient_import_map", args=[batch.pk])
+            page = client.get(map_path)
+            recorder.check(page, f"GET {map_path}")
+            offered = browser_form(page)
+            for method, action, base in fuzz._forms(page, map_path):
+                fuzz._fuzz_form(client, recorder, "manager", method, action, base, rng)
+            recorder.check(client.post(map_path, offered), "mapping as offered")
+            check_path = reverse("patient_import_check", args=[batch.pk])
+            page = client.get(check_path)
+            recorder.check(page, f"GET {check_path}")
+            assert "<strong>2</strong> new patients" in page.content.decode()
+            for method, action, base in fuzz._forms(page, check_path):
+                fuzz._fuzz_form(client, recorder, "manager", method, action, base, rng)
+            for query in ({"show": "refused", "page": "12345678901234567890"}, {"show": "<x>"}):
+                path = reverse("patient_import_check", args=[batch.pk])
+                recorder.check(client.get(path, query), f"GET {path} {query}")
+            for data in ({"version": "-1"}, {"version": "x" * 10_000}, {"version": str(2**70)}):
+                path = reverse("patient_import_run", args=[batch.pk])
+                recorder.check(client.post(path, data), f"POST {path} {data}")
+    finally:
+        got_request_exception.disconnect(recorder)
+    assert recorder.submissions > 30
+    assert not recorder.problems, "\n".join(recorder.problems)
+    assert not Patient.objects.exists()
