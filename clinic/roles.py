@@ -60,7 +60,7 @@ _CLINICIAN = (
 _MANAGER = (
     _CLINICIAN
     | {"patients.archive_patient", "plans.view_outcomes", "plans.book_outside_hours"}
-    | {"patients.import_patients"}  # patients from a CSV file (issue 14.3)
+    | {"patients.import_patients", "patients.view_patientimport"}  # CSV imports (issue 14.3)
     | {"plans.amend_any_session"}
     | _perms("patients", "recordnumberformat", ("view", "change"))
     | {"patients.view_recordaccess"}  # the access log: read-only for everyone (issue 11.9)

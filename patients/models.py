@@ -533,7 +533,7 @@ class PatientImport(models.Model):
     class Meta:
         ordering = ["-uploaded_at", "-id"]
         verbose_name = "patient import"
-        default_permissions = ()
+        default_permissions = ("view",)  # the record is written by the import, never edited
         permissions = [("import_patients", "Can import patients from a CSV file")]
         constraints = [
             models.CheckConstraint(
