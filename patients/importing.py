@@ -745,19 +745,26 @@ def _chunks(values):
 def _find_duplicates(results):
     """Mark rows whose patient is on file, or earlier in the file: same record number (any
     letter case), or same first and last name (any case) and date of birth. Patients on file
-    are looked up a few hundred rows per query, never a query per row."""
+    are looked up set-based, never with a query per row."""
     candidates = [r for r in results if r.status == NEW]
     numbers = {r.record_number.upper() for r in candidates if r.record_number}
     births = {r.patient.date_of_birth for r in candidates}
     on_file_numbers, on_file_names = {}, {}
-    for chunk in _chunks(numbers):
-        query = Patient.objects.annotate(upper_number=Upper("record_number")).filter(
-            upper_number__in=chunk
-        )
-        for upper, number, first, last, born in query.values_list(
-            "upper_number", "record_number", "first_name", "last_name", "date_of_birth"
-        ):
-            on_file_numbers[upper] = f"{number} ({first} {last}, born {born:%d/%m/%Y})"
+    if numbers:
+        # Every record number at once (one index-only read, ~20 ms at 40,000 patients), not
+        # UPPER(record_number) IN (...): for long lists PostgreSQL picks the trigram index of
+        # the admin's search and takes seconds per few hundred numbers.
+        upper = Patient.objects.annotate(upper_number=Upper("record_number"))
+        found = {
+            pk: number
+            for number, pk in upper.values_list("upper_number", "pk")
+            if number in numbers
+        }
+        for chunk in _chunks(found):
+            for pk, number, first, last, born in Patient.objects.filter(pk__in=chunk).values_list(
+                "pk", "record_number", "first_name", "last_name", "date_of_birth"
+            ):
+                on_file_numbers[found[pk]] = f"{number} ({first} {last}, born {born:%d/%m/%Y})"
     for chunk in _chunks(births):
         # As registration warns: patients in the working lists, not the archived ones.
         query = Patient.objects.active().filter(date_of_birth__in=chunk)
