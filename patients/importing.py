@@ -519,7 +519,7 @@ def _check_row(number, cells, header, mapping, ctx) -> RowResult:
         )
         result.status = REFUSED
         return result
-    values = _patient_values(row, ctx)
+    values, patient = _patient_values(row, ctx)
     flags = _flags(row, ctx) if "flags" in row.raw else []
     sites = _sites(row, ctx) if "scar_sites" in row.raw else []
     result.record_number = values.get("record_number") or ""
@@ -527,14 +527,15 @@ def _check_row(number, cells, header, mapping, ctx) -> RowResult:
     if result.errors:
         result.status = REFUSED
         return result
-    result.patient = Patient(**values)
+    result.patient = patient  # every value good: the instance the model's checks passed
     result.flags = flags
     result.sites = sites
     return result
 
 
 def _patient_values(row, ctx):
-    """The patient's fields, through the registration form's fields and the model's checks."""
+    """(values, unsaved patient): the fields through the registration form's fields and the
+    model's checks."""
     values, failed = {}, set()
     for key in PATIENT_KEYS:
         text = row.raw.get(key, "")
@@ -586,7 +587,7 @@ def _patient_values(row, ctx):
                     row.error(key, message)
                 else:
                     row.result.errors.append(message)
-    return values
+    return values, patient
 
 
 def _required(key):
