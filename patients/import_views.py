@@ -131,12 +131,14 @@ def import_check(request, pk):
     if batch.status == PatientImport.Status.UPLOADED:
         return redirect("patient_import_map", pk=batch.pk)
     show, page = _results_page(request, batch)
+    imported = batch.status == PatientImport.Status.IMPORTED
+    labels = SHOW | ({importing.REFUSED: "Excluded", importing.NEW: "Created"} if imported else {})
     return render(
         request,
         "patients/import_check.html",
         {
             "batch": batch,
-            "imported": batch.status == PatientImport.Status.IMPORTED,
+            "imported": imported,
             "page": page,
             "show": show,
             "filters": [
@@ -150,7 +152,7 @@ def import_check(request, pk):
                         importing.NEW: batch.new_count,
                     }[key],
                 )
-                for key, label in SHOW.items()
+                for key, label in labels.items()
             ],
             "run_form": RunForm(initial={"version": batch.version}),
         },
