@@ -857,7 +857,7 @@ def store_upload(*, data: bytes, file_name: str, user, source=PatientImport.Sour
     return PatientImport.objects.create(
         uploaded_by=user,
         source=source,
-        file_name=file_name[:200],
+        file_name="".join(c for c in file_name if c.isprintable())[:200],
         content=data,
         sha256=hashlib.sha256(data).hexdigest(),
         encoding=parsed.encoding,

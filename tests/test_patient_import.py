@@ -651,3 +651,27 @@ def test_hostile_files_and_form_values_never_answer_with_a_server_error(manager)
     assert recorder.submissions > 30
     assert not recorder.problems, "\n".join(recorder.problems)
     assert not Patient.objects.exists()
+
+
+# --- two imports at once -----------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_clicks_at_once_import_the_file_once(manager):
+    from tests.test_concurrency import race
+
+    data = csv_bytes(good_rows(20))
+    parsed = importing.read_csv(data)
+    batch = importing.store_upload(data=data, file_name="p.csv", user=manager)
+    importing.dry_run(batch, importing.auto_mapping(parsed.header))
+
+    def click():
+        return importing.run(batch.pk, user=manager, version=batch.version)
+
+    results = race(click, click)
+    done = [r for r in results if isinstance(r, importing.Outcome)]
+    refused = [r for r in results if isinstance(r, importing.ImportRefused)]
+    assert (len(done), len(refused)) == (1, 1), results
+    assert "imported already" in str(refused[0])
+    assert Patient.objects.count() == 20
+    assert Patient.history.count() == 20
