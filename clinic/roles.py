@@ -60,7 +60,6 @@ _CLINICIAN = (
 _MANAGER = (
     _CLINICIAN
     | {"patients.archive_patient", "plans.view_outcomes", "plans.book_outside_hours"}
-    | {"patients.import_patients", "patients.view_patientimport"}  # CSV imports (issue 14.3)
     | {"plans.amend_any_session"}
     | _perms("patients", "recordnumberformat", ("view", "change"))
     | {"patients.view_recordaccess"}  # the access log: read-only for everyone (issue 11.9)
@@ -82,6 +81,8 @@ _MANAGER = (
     | _perms("axes", "accesslog", _VIEW)
     | _perms("axes", "accessfailurelog", _VIEW)
     | _perms("otp_totp", "totpdevice", ("view", "change"))
+    # Patients from a CSV file, and the record of each import (issue 14.3).
+    | {"patients.import_patients", "patients.view_patientimport"}
 )
 
 # Nobody but a superuser deletes anything: clinical records are archived instead.
