@@ -83,6 +83,8 @@ _MANAGER = (
     | _perms("axes", "accesslog", _VIEW)
     | _perms("axes", "accessfailurelog", _VIEW)
     | _perms("otp_totp", "totpdevice", ("view", "change"))
+    # Patients from a CSV file, and the record of each import (issue 14.3).
+    | {"patients.import_patients", "patients.view_patientimport"}
 )
 
 # Nobody but a superuser deletes anything: clinical records are archived instead.

@@ -162,7 +162,10 @@ FILE_UPLOAD_PERMISSIONS = 0o640
 # nothing past the largest) and per field by clinic.uploads.UploadCheck.
 CONSENT_MAX_BYTES = env_int("CONSENT_MAX_MB", 20, minimum=1) * 1_000_000
 PHOTO_MAX_BYTES = env_int("PHOTO_MAX_MB", 15, minimum=1) * 1_000_000
-UPLOAD_MAX_BYTES = max(CONSENT_MAX_BYTES, PHOTO_MAX_BYTES)
+# A CSV file of patients to import (patients/importing.py): 10 MB is about 50,000 rows.
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_MB", 10, minimum=1) * 1_000_000
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 20_000, minimum=1)
+UPLOAD_MAX_BYTES = max(CONSENT_MAX_BYTES, PHOTO_MAX_BYTES, IMPORT_MAX_BYTES)
 # A 50-megapixel camera is the largest a clinic uses; more is a decompression bomb.
 UPLOAD_MAX_IMAGE_PIXELS = 50_000_000
 PHOTO_MAX_SIDE = 4096  # photos are re-encoded no larger than this on their long side

@@ -20,6 +20,7 @@ from patients.models import (
     Consent,
     MedicalFlag,
     Patient,
+    PatientImport,
     RecordAccess,
     RecordNumberFormat,
     ScarSite,
@@ -318,6 +319,67 @@ class RecordAccessAdmin(GuardedChangelistMixin, admin.ModelAdmin):
     search_help_text = "Record number, patient's name or staff username."
     ordering = ("-at", "-id")
     show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+# --- patient imports (issue 14.3) --------------------------------------------------------------
+
+
+@admin.register(PatientImport)
+class PatientImportAdmin(GuardedChangelistMixin, admin.ModelAdmin):
+    """The record of every CSV import, read-only: imports are made on the staff pages
+    (/patients/import/) or with `manage.py import_patients`, never here."""
+
+    list_display = (
+        "uploaded_at",
+        "file_name",
+        "uploaded_by",
+        "source",
+        "status",
+        "row_count",
+        "new_count",
+        "duplicate_count",
+        "refused_count",
+        "excluded_count",
+        "imported_at",
+    )
+    list_filter = ("status", "source")
+    list_select_related = ("uploaded_by", "imported_by")
+    search_fields = ("file_name", "uploaded_by__username")
+    ordering = ("-uploaded_at", "-id")
+    show_full_result_count = False
+    # The file's bytes and the per-row results stay on the import's own page.
+    exclude = ("content", "results", "mapping")
+    readonly_fields = (
+        "uploaded_by",
+        "uploaded_at",
+        "source",
+        "file_name",
+        "sha256",
+        "encoding",
+        "delimiter",
+        "row_count",
+        "version",
+        "status",
+        "checked_at",
+        "new_count",
+        "duplicate_count",
+        "refused_count",
+        "excluded_count",
+        "imported_at",
+        "imported_by",
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("content", "results")
 
     def has_add_permission(self, request):
         return False

@@ -527,18 +527,23 @@ def has_history(model):
     return True
 
 
-def bulk_insert(model, objs, *, user, counts):
-    """bulk_create, with one '+' history row per object (history_user `user`)."""
+def bulk_insert(model, objs, *, user, counts, reason=None):
+    """bulk_create, with one '+' history row per object (history_user `user`, change reason
+    `reason`)."""
     if not objs:
         return objs
     if bulkload.available():
         bulkload.copy_insert(model, objs)
         if has_history(model):
             history = get_history_manager_for_model(model).model
-            bulkload.copy_history(model, history, [obj.pk for obj in objs], user=user)
+            bulkload.copy_history(
+                model, history, [obj.pk for obj in objs], user=user, reason=reason
+            )
             counts[f"{model._meta.label} history"] += len(objs)
     elif has_history(model):
-        bulk_create_with_history(objs, model, batch_size=BATCH_SIZE, default_user=user)
+        bulk_create_with_history(
+            objs, model, batch_size=BATCH_SIZE, default_user=user, default_change_reason=reason
+        )
         counts[f"{model._meta.label} history"] += len(objs)
     else:
         model._default_manager.bulk_create(objs, batch_size=BATCH_SIZE)
@@ -546,7 +551,7 @@ def bulk_insert(model, objs, *, user, counts):
     return objs
 
 
-def bulk_insert_with_m2m(model, objs, m2m, links, *, user, counts):
+def bulk_insert_with_m2m(model, objs, m2m, links, *, user, counts, reason=""):
     """Objects with history, their M2M rows `links` [(obj, related pk)] and the M2M history.
 
     Not bulk_create_with_history: the historical M2M rows (HistoricalRecords(m2m_fields=...))
@@ -557,12 +562,14 @@ def bulk_insert_with_m2m(model, objs, m2m, links, *, user, counts):
     if not objs:
         return objs
     if bulkload.available():
-        return _copy_with_m2m(model, objs, m2m, links, user=user, counts=counts)
+        return _copy_with_m2m(model, objs, m2m, links, user=user, counts=counts, reason=reason)
     model._default_manager.bulk_create(objs, batch_size=BATCH_SIZE)
     if objs[0].pk is None:
         raise RuntimeError("seed_demo needs a database that returns ids from bulk inserts.")
     manager = get_history_manager_for_model(model)
-    historical = manager.bulk_history_create(objs, batch_size=BATCH_SIZE, default_user=user)
+    historical = manager.bulk_history_create(
+        objs, batch_size=BATCH_SIZE, default_user=user, default_change_reason=reason
+    )
     history_of = {obj.pk: row.pk for obj, row in zip(objs, historical, strict=True)}
     field_ = model._meta.get_field(m2m)
     assert isinstance(field_, ManyToManyField)
@@ -589,13 +596,13 @@ def bulk_insert_with_m2m(model, objs, m2m, links, *, user, counts):
     return objs
 
 
-def _copy_with_m2m(model, objs, m2m, links, *, user, counts):
+def _copy_with_m2m(model, objs, m2m, links, *, user, counts, reason=""):
     """bulk_insert_with_m2m on PostgreSQL: the same rows, written with COPY and copied into
     the history tables by the database (clinic/bulkload.py)."""
     bulkload.copy_insert(model, objs)
     manager = get_history_manager_for_model(model)
     pks = [obj.pk for obj in objs]
-    history_of = bulkload.copy_history(model, manager.model, pks, user=user, reason="")
+    history_of = bulkload.copy_history(model, manager.model, pks, user=user, reason=reason)
     field_ = model._meta.get_field(m2m)
     through = field_.remote_field.through
     source, target = f"{field_.m2m_field_name()}_id", f"{field_.m2m_reverse_field_name()}_id"

@@ -146,7 +146,7 @@ class PatientForm(VersionedForm):
         return cleaned
 
     def clean_record_number(self):
-        number = self.cleaned_data["record_number"].strip().upper()
+        number = normalise_record_number(self.cleaned_data["record_number"])
         if record_number_taken(number, self.instance.pk):
             raise forms.ValidationError(
                 f"Record number {number} is already used by another patient. "
@@ -174,6 +174,11 @@ class PatientForm(VersionedForm):
             f"Record number {number} was taken by another registration just now. Nothing was "
             f"saved; the next free number, {offered}, is filled in: check it and register again.",
         )
+
+
+def normalise_record_number(text):
+    """A record number as it is stored: no surrounding spaces, capital letters (cx-1 = CX-1)."""
+    return text.strip().upper()
 
 
 def record_number_taken(number, pk=None):

@@ -485,3 +485,68 @@ class RecordAccess(models.Model):
 
     def delete(self, *args, **kwargs):
         raise self.AppendOnly("The access log cannot be deleted.")
+
+
+# --- importing patients from a CSV file (issue 14.3) -----------------------------------------
+
+
+class PatientImport(models.Model):
+    """One uploaded CSV file of patients, kept as the record of an import: the file as sent,
+    how its columns were mapped, the dry run's result per row, and what was imported by whom.
+
+    The file lives here rather than in the session or on disk, so that the steps (map, dry
+    run, import) work on exactly the bytes uploaded, and the record stays after the import.
+    """
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Uploaded: columns to map"
+        CHECKED = "checked", "Dry run done: ready to import"
+        IMPORTED = "imported", "Imported"
+
+    class Source(models.TextChoices):
+        WEB = "web", "Upload page"
+        COMMAND = "command", "import_patients command"
+
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=10, choices=Source, default=Source.WEB)
+    file_name = models.CharField(max_length=200, blank=True)
+    content = models.BinaryField(editable=False)
+    sha256 = models.CharField(max_length=64, editable=False)
+    encoding = models.CharField(max_length=30, blank=True)
+    delimiter = models.CharField(max_length=1, blank=True)
+    row_count = models.PositiveIntegerField(default=0)
+    # One entry per column of the file: the field it fills, or "" for a column left out.
+    mapping = models.JSONField(default=list, blank=True)
+    # Incremented whenever the mapping (and so the dry run) changes: the import button
+    # carries it, so an import confirms the dry run its page showed.
+    version = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=Status, default=Status.UPLOADED)
+    # The last dry run: [row, status, record number, name, [messages]] per row of the file.
+    results = models.JSONField(default=list, blank=True, editable=False)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    new_count = models.PositiveIntegerField(default=0)
+    duplicate_count = models.PositiveIntegerField(default=0)
+    refused_count = models.PositiveIntegerField(default=0)
+    excluded_count = models.PositiveIntegerField(default=0)
+    imported_at = models.DateTimeField(null=True, blank=True)
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-uploaded_at", "-id"]
+        verbose_name = "patient import"
+        default_permissions = ("view",)  # the record is written by the import, never edited
+        permissions = [("import_patients", "Can import patients from a CSV file")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="imported", imported_at__isnull=False) | ~Q(status="imported"),
+                name="patient_import_imported_has_a_time",
+            ),
+        ]
+
+    def __str__(self):
+        return f"Import #{self.pk} of {self.file_name or 'a CSV file'}"

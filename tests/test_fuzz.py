@@ -246,6 +246,7 @@ MUST_FUZZ = {
     ("clinician", "assessment_add"),
     ("clinician", "adverse_event_resolve"),
     ("manager", "clinic_outcomes"),
+    ("manager", "patient_import"),
 }
 
 

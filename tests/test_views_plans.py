@@ -130,13 +130,18 @@ def _call(client, name, kwargs, method, data):
 def test_the_access_tables_cover_every_staff_url():
     from patients import urls as patient_urls
     from plans import urls as plan_urls
-    from tests import test_views_patients, test_views_sessions
+    from tests import test_patient_import, test_views_patients, test_views_sessions
 
     staff_urls = {p.name for p in patient_urls.urlpatterns + plan_urls.urlpatterns} | {"home"}
     staff_urls -= {
         "patient_link"
     }  # the patient's own link: no login (tests/test_report_sending.py)
-    tables = (ACCESS, test_views_patients.ACCESS, test_views_sessions.ACCESS)
+    tables = (
+        ACCESS,
+        test_views_patients.ACCESS,
+        test_views_sessions.ACCESS,
+        test_patient_import.ACCESS,
+    )
     assert staff_urls - {row[0] for table in tables for row in table} == set()
 
 
