@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("patients", "0008_reminder_consent"),
+        ("patients", "0009_fhir_and_full_record_exports"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
