@@ -134,6 +134,7 @@ def staff_pages():
         (f"/patients/{patient.pk}/report/", clinical),
         (f"/patients/{patient.pk}/plans/{plan.pk}/report/", clinical),
         ("/reports/outcomes/", managers),
+        ("/patients/import/", managers),  # its later steps: tests/e2e/test_patient_import.py
         # The manager amends any session; a clinician only those they logged (below).
         (f"/sessions/{done.pk}/amend/", managers),
     ]
