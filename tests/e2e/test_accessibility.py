@@ -21,7 +21,8 @@ from patients.models import Patient
 from plans import services
 from plans.models import Session
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+# `axe`: CI runs these once, in the SQLite pass (the pages' HTML is the same on PostgreSQL).
+pytestmark = [pytest.mark.e2e, pytest.mark.axe, pytest.mark.django_db(transaction=True)]
 
 # axe's default rules, plus target-size (a WCAG 2.2 AA rule axe leaves off by default).
 # resultTypes: axe details only the violations (passes and the rest are not collected), which
