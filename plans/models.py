@@ -1064,7 +1064,9 @@ class OutcomeSessionGroup(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["session_id"], name="outcome_group_session"),
-            models.Index(fields=["day"], name="outcome_group_day"),
+            # A day's rows (a day recomputed), and a patient's rows on a day (the patient
+            # rows of a changed session's patient).
+            models.Index(fields=["day", "patient_id"], name="outcome_group_day"),
         ]
 
     def __str__(self):

@@ -469,8 +469,10 @@ def _build_all(cursor, t):
 
 
 def _build_some(cursor, t, days, sessions):
-    """Marked days are recomputed whole; marked sessions alone, then the days their rows
-    were and are on are added up again, and their patients' rows mended."""
+    """Marked days are recomputed whole, and the days they and the marked sessions' rows
+    touch added up again. Marked sessions alone (the usual case) are recomputed and their
+    rows' change applied to the day sums, reading only their own rows. Either way, the
+    touched patients' rows are mended."""
     ops = connection.ops
     where, where_params = "s.status = %s", [COMPLETED]
     picks, pick_params = [], []
@@ -489,7 +491,8 @@ def _build_some(cursor, t, days, sessions):
         picks.append(f"s.id IN (SELECT session_id FROM {MARKED})")  # nosec B608: constant
     where = f"{where} AND ({' OR '.join(picks)})"
     marked = f"session_id IN (SELECT session_id FROM {MARKED})"  # nosec B608: a constant name
-    # The days and patients of the marked sessions' rows before.
+    # What the marked sessions' rows added up to, and their days and patients, before.
+    before = None if days else _session_sums(cursor, t, marked)
     cursor.execute(
         f"CREATE TEMPORARY TABLE {TOUCHED} AS SELECT day FROM {t['g']} WHERE {marked}"  # nosec B608: model meta
         f" UNION SELECT day FROM {t['sc']} WHERE {marked}"
@@ -509,6 +512,10 @@ def _build_some(cursor, t, days, sessions):
             cursor.execute(f"DELETE FROM {table} WHERE {marked}")  # nosec B608: model meta
     _insert_session_rows(cursor, t, where, [*where_params, *pick_params])
     # ... and after.
+    if before is not None and _apply_sum_changes(before, _session_sums(cursor, t, marked)):
+        days_to_add_up = None
+    else:
+        days_to_add_up = _in_table(TOUCHED)
     cursor.execute(
         f"INSERT INTO {TOUCHED} (day) SELECT day FROM {t['g']} WHERE {marked}"  # nosec B608: model meta
         f" UNION SELECT day FROM {t['sc']} WHERE {marked}"
@@ -524,7 +531,8 @@ def _build_some(cursor, t, days, sessions):
             [(adapt(d),) for d in sorted(days)],
         )
     _analyze(cursor, TOUCHED, SESSION_DAYS)
-    _add_up_days(cursor, t, _in_table(TOUCHED))
+    if days_to_add_up:
+        _add_up_days(cursor, t, days_to_add_up)
     if ranges:
         in_days, in_params = _in_ranges("day", ranges)
         cursor.execute(
@@ -549,6 +557,79 @@ def _build_some(cursor, t, days, sessions):
         )
         _analyze(cursor, PATIENTS, SESSION_GROUPS)
         _refresh_patient_rows(cursor, t, _session_day_filter, patients_given=True)
+
+
+def _session_sums(cursor, t, marked):
+    """The marked sessions' rows added up per day sum's key: ({(day, treatment, scar type):
+    [sessions, with an adverse event]}, {(day, treatment, scar type, instrument): [scores,
+    change sum]})."""
+    cursor.execute(
+        "SELECT day, treatment_id, scar_type_id, COUNT(*), SUM(with_event)"  # nosec B608: model meta
+        f" FROM {t['g']} WHERE {marked} GROUP BY day, treatment_id, scar_type_id"
+    )
+    groups = {(_as_date(d), tr, ty): [n, e] for d, tr, ty, n, e in cursor.fetchall()}
+    cursor.execute(
+        "SELECT day, treatment_id, scar_type_id, instrument, SUM(scores), SUM(change_sum)"  # nosec B608
+        f" FROM {t['sc']} WHERE {marked} GROUP BY day, treatment_id, scar_type_id, instrument"
+    )
+    scores = {(_as_date(d), tr, ty, i): [n, c] for d, tr, ty, i, n, c in cursor.fetchall()}
+    return groups, scores
+
+
+def _apply_sum_changes(before, after):
+    """Add (after - before) to the day sums: OutcomeDay and OutcomeScoreDay rows of the keys
+    the marked sessions had or have, created, changed or deleted (at zero). False, with
+    nothing changed, if a sum would come out impossible (below zero, a change without
+    scores, more sessions with an event than sessions: the summary was not what its
+    per-session rows say); the caller then adds the touched days up again from those rows."""
+    plans = []
+    for model, fields, old, new in (
+        (OutcomeDay, ("sessions", "sessions_with_adverse_event"), before[0], after[0]),
+        (OutcomeScoreDay, ("scores", "change_sum"), before[1], after[1]),
+    ):
+        change = {}
+        for key in old.keys() | new.keys():
+            was, now = old.get(key, [0, 0]), new.get(key, [0, 0])
+            delta = [int(now[0]) - int(was[0]), int(now[1]) - int(was[1])]
+            if any(delta):
+                change[key] = delta
+        if not change:
+            continue
+        keys = ["day", "treatment_id", "scar_type_id", "instrument"][: len(next(iter(change)))]
+        rows = {
+            tuple(getattr(row, k) for k in keys): row
+            for row in model.objects.filter(day__in={key[0] for key in change})
+        }
+        created, updated, emptied = [], [], []
+        for key, (count, total) in change.items():
+            row = rows.get(key)
+            if row is None:
+                row = model(**dict(zip(keys, key, strict=True)), **dict.fromkeys(fields, 0))
+            first = getattr(row, fields[0]) + count
+            second = getattr(row, fields[1]) + total
+            if first < 0 or (first == 0 and second) or (model is OutcomeDay and second > first):
+                return False  # not what the per-session rows say
+            setattr(row, fields[0], first)
+            setattr(row, fields[1], second)
+            if row.pk is None:
+                if first:
+                    created.append(row)
+            elif first:
+                updated.append(row)
+            else:
+                emptied.append(row.pk)
+        plans.append((model, fields, created, updated, emptied))
+    for model, fields, created, updated, emptied in plans:
+        model.objects.bulk_create(created)
+        model.objects.bulk_update(updated, list(fields), batch_size=500)
+        if emptied:
+            model.objects.filter(pk__in=emptied).delete()
+    return True
+
+
+def _as_date(value):
+    """A date column's value as a date (SQLite gives text)."""
+    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _session_day_filter(column):

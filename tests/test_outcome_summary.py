@@ -355,6 +355,26 @@ def test_logging_a_session_recomputes_that_session_not_its_whole_day(richer, cli
     for sql in reads_sessions:
         assert "outcome_marked" in sql
         assert "scheduled_at >=" not in sql
+    # The day's sums change by the session's rows; the day's other rows are not added up.
+    from plans.models import OutcomeDay
+
+    adding_up = f"INSERT INTO {OutcomeDay._meta.db_table} (day, treatment_id"
+    assert not [q for q in queries.captured_queries if adding_up in q["sql"]]
+    assert_same_as_direct()
+
+
+def test_a_day_sum_the_summary_got_wrong_is_added_up_again_not_made_worse(richer):
+    """A change applied to a sum that is not what the per-session rows say (a row lost by
+    hand, say) would go below zero: the day is added up again from those rows instead."""
+    from plans.models import OutcomeDay
+
+    clinic_outcomes(start=JAN_1, end=MAR_31)
+    done = Session.objects.filter(status="completed").order_by("pk").first()
+    OutcomeDay.objects.filter(day=done.scheduled_on).update(
+        sessions=0, sessions_with_adverse_event=0
+    )
+    done.status = Session.Status.MISSED
+    done.save()
     assert_same_as_direct()
 
 

@@ -46,7 +46,7 @@ class Migration(migrations.Migration):
             options={
                 "indexes": [
                     models.Index(fields=["session_id"], name="outcome_group_session"),
-                    models.Index(fields=["day"], name="outcome_group_day"),
+                    models.Index(fields=["day", "patient_id"], name="outcome_group_day"),
                 ],
             },
         ),
