@@ -71,7 +71,9 @@ class PatientAdmin(ArchivableAdmin):
     search_help_text = "Name, record number, date of birth (YYYY-MM-DD or DD/MM/YYYY), e-mail."
     # By the expressions the search compares, so PostgreSQL searches through the trigram
     # indexes (migration 0007) instead of walking the whole name index in list order.
-    ordering = (Upper("last_name").asc(), Upper("first_name").asc())
+    # No index serves this order on purpose: one that did made a search with few matches
+    # walk it (ORDER BY ... LIMIT) instead of using the search indexes (63-113 ms at 136,000).
+    ordering = (Upper("last_name").asc(), Upper("first_name").asc(), "pk")
     readonly_fields = ("archived_at", "access_log")
     inlines = [MedicalFlagInline, AcneActivityInline, ConsentInline, ScarSiteInline]
     fieldsets = (

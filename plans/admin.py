@@ -599,7 +599,7 @@ class AssessmentAdmin(ClinicalAdmin):
     search_fields = PATIENT_SEARCH
     autocomplete_fields = ("patient", "scar_site", "session", "assessor")
     list_select_related = ("patient", "scar_site", "session__patient")
-    ordering = ("-assessed_on",)
+    ordering = ("-assessed_on", "-id")
     readonly_fields = ("total",)
     csv_fields = (
         "assessed_on",

@@ -697,7 +697,8 @@ class Assessment(TimeStamped):
                 fields=["scar_site", "instrument", "assessed_on"], name="assessment_series_idx"
             ),
             models.Index(fields=["patient", "assessed_on"], name="assessment_patient_day_idx"),
-            models.Index(fields=["assessed_on"], name="assessment_day_idx"),
+            # The admin's list, newest first (ties by id): read off the index in its order.
+            models.Index(fields=["assessed_on", "id"], name="assessment_day_idx"),
             # Each score's baseline for clinic outcomes: an index-only lookup (total included
             # on PostgreSQL) over the scores taken outside a session only.
             models.Index(
