@@ -61,9 +61,9 @@ def booked(site, n, *, start, share=None, with_device=True):
 def test_each_constraint_refuses_an_overlap_on_its_own_resource(site, resource):
     start = at(TODAY, 10)
     site["first"] = booked(site, 0, start=start)
-    with pytest.raises(IntegrityError, match=f"session_no_{resource}_overlap"):
-        with transaction.atomic():
-            booked(site, 1, start=start + timedelta(minutes=15), share=resource)
+    refused = pytest.raises(IntegrityError, match=f"session_no_{resource}_overlap")
+    with refused, transaction.atomic():
+        booked(site, 1, start=start + timedelta(minutes=15), share=resource)
     # Back to back is no overlap: the ranges are half open.
     booked(site, 1, start=start + timedelta(minutes=30), share=resource)
 
