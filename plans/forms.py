@@ -545,22 +545,28 @@ class ParametersForm(forms.Form):
         return {k: v for k, v in self.cleaned_data.items() if v is not None}
 
 
+GAIS_CHOICES = [("", NOT_SCORED)] + [(v, f"{v} {scales.gais_label(v)}") for v in range(1, 6)]
+
+
 class SiteOutcomeForm(forms.Form):
     """GAIS by clinician and patient and pain for one scar site; all optional."""
 
+    # Five ratings with their words: a row of choices (one tap), "Not scored" first.
     gais_clinician = forms.TypedChoiceField(
         label="Improvement (clinician)",
-        choices=[("", "—")] + [(v, f"{v} {scales.gais_label(v)}") for v in range(1, 6)],
+        choices=GAIS_CHOICES,
         coerce=int,
         required=False,
         empty_value=None,
+        widget=forms.RadioSelect,
     )
     gais_patient = forms.TypedChoiceField(
         label="Improvement (patient)",
-        choices=[("", "—")] + [(v, f"{v} {scales.gais_label(v)}") for v in range(1, 6)],
+        choices=GAIS_CHOICES,
         coerce=int,
         required=False,
         empty_value=None,
+        widget=forms.RadioSelect,
     )
     pain = forms.IntegerField(
         label="Pain (0-10)",

@@ -217,3 +217,31 @@ def test_the_amend_form_keeps_everything_typed_when_the_reason_is_missing(logged
     assert "reason is required" in page
     assert browser_form(response, form_id="session-amend")[f"t{row.pk}-cycles"] == "3"
     assert not Amendment.objects.exists()
+
+
+def test_the_amend_page_offers_few_valued_items_and_gais_as_choices_with_the_logged_ones_checked(
+    logged, clinician_client
+):
+    """As on the log page (issue 14): an item of a few values is a row of choices with its
+    words, the value logged checked; GAIS is a row of its five ratings, "Not scored" first."""
+    url = reverse("session_amend", args=[logged.pk])
+    site = logged.plan.target_sites.get()
+    page = clinician_client.get(url).content.decode()
+    prefix = f"s{site.pk}"
+    logged_value = f'id="id_{prefix}-vss-vascularity_3" value="2" checked'
+    assert f'name="{prefix}-vss-vascularity" {logged_value}' in page
+    assert f'type="number" name="{prefix}-vss-vascularity"' not in page
+    assert '<legend class="seg-legend">Improvement (clinician)</legend>' in page
+    assert f'name="{prefix}-gais_clinician" id="id_{prefix}-gais_clinician_0" value="" checked' in (
+        page
+    )
+    words = '<span class="seg-words">very much improved</span>'
+    assert f'<span class="seg-value">1</span> {words}' in page
+
+    form = browser_form(clinician_client.get(url), form_id="session-amend")
+    clinician_client.post(url, form | {f"{prefix}-gais_clinician": "2", "reason": REASON})
+
+    gais = Assessment.objects.get(session=logged, instrument="gais_clinician")
+    assert (gais.total, gais.scar_site_id) == (2, site.pk)
+    vss = Assessment.objects.get(session=logged, instrument="vss")
+    assert vss.items == {"vascularity": 2, "pigmentation": 1, "pliability": 3, "height": 2}

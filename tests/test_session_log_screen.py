@@ -295,6 +295,27 @@ def test_a_choice_is_saved_as_its_number_and_the_server_computes_the_total(
     assert Session.objects.get(pk=session.pk).status == Session.Status.COMPLETED
 
 
+def test_gais_ratings_are_one_tap_choices_with_their_words_and_saved_as_numbers(
+    clinician_client, clinician
+):
+    session, sites = atrophic_patient(clinician, done=1)
+    html = clinician_client.get(log_url(session)).content.decode()
+    name = f"s{sites[0].pk}-gais_patient"
+    radios = re.findall(rf'<input type="radio" class="btn-check" name="{name}"[^>]*>', html)
+    assert len(radios) == 6  # "Not scored" and the five ratings
+    assert 'value=""' in radios[0] and "checked" in radios[0]
+    assert f'<fieldset class="segmented" id="id_{name}"><legend class="seg-legend">' in html
+    assert "Improvement (patient)</legend>" in html
+    assert '<span class="seg-value">4</span> <span class="seg-words">no change</span>' in html
+    assert f'<select name="{name}"' not in html
+
+    form = browser_form(clinician_client.get(log_url(session)), form_id="session-log")
+    response = clinician_client.post(log_url(session), form | {name: "2"})
+    assert response.status_code == 302
+    saved = Assessment.objects.get(session=session, instrument="gais_patient")
+    assert (saved.scar_site, saved.total) == (sites[0], 2)
+
+
 # --- adverse events ----------------------------------------------------------------------------
 
 

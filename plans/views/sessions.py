@@ -648,6 +648,7 @@ def session_amend(request, pk):
                         post,
                         instrument=scales.get(code),
                         optional=True,
+                        segmented=True,
                         prefix=f"s{site.pk}-{code}",
                         initial=scored[(site.pk, code)].items
                         if (site.pk, code) in scored
