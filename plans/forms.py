@@ -546,6 +546,9 @@ class ParametersForm(forms.Form):
 
 
 GAIS_CHOICES = [("", NOT_SCORED)] + [(v, f"{v} {scales.gais_label(v)}") for v in range(1, 6)]
+GAIS_MESSAGE = (
+    "Improvement ({who}) must be one of 1 (very much improved) to 5 (worse), or Not scored."
+)
 
 
 class SiteOutcomeForm(forms.Form):
@@ -559,6 +562,7 @@ class SiteOutcomeForm(forms.Form):
         required=False,
         empty_value=None,
         widget=forms.RadioSelect,
+        error_messages={"invalid_choice": GAIS_MESSAGE.format(who="clinician")},
     )
     gais_patient = forms.TypedChoiceField(
         label="Improvement (patient)",
@@ -567,6 +571,7 @@ class SiteOutcomeForm(forms.Form):
         required=False,
         empty_value=None,
         widget=forms.RadioSelect,
+        error_messages={"invalid_choice": GAIS_MESSAGE.format(who="patient")},
     )
     pain = forms.IntegerField(
         label="Pain (0-10)",

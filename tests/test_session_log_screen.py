@@ -438,3 +438,22 @@ def test_the_log_page_runs_as_many_queries_after_10_sessions_as_after_1(
     assert html.count("?size=thumb") == 3
     assert html.count("Baseline <strong") >= 3
     assert large == small
+
+
+def test_a_gais_value_outside_the_choices_is_named_with_the_allowed_ones_and_nothing_is_lost(
+    clinician_client, clinician
+):
+    session, sites = atrophic_patient(clinician, done=1)
+    form = browser_form(clinician_client.get(log_url(session)), form_id="session-log")
+    name = f"s{sites[0].pk}-gais_clinician"
+    typed = {name: "9", f"s{sites[0].pk}-gb_qualitative-grade": "2"}
+    response = clinician_client.post(log_url(session), form | typed)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert (
+        "Improvement (clinician) must be one of 1 (very much improved) to 5 (worse), or Not scored."
+    ) in html
+    assert (
+        browser_form(response, form_id="session-log")[f"s{sites[0].pk}-gb_qualitative-grade"] == "2"
+    )
+    assert Session.objects.get(pk=session.pk).status != Session.Status.COMPLETED
