@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 from django.db.models import Count, IntegerField, OuterRef, Subquery
-from django.db.models.functions import Coalesce, Upper
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
@@ -16,6 +16,8 @@ from clinic.admin_tools import (
 from patients.audit import record_access
 from patients.forms import next_record_number
 from patients.models import (
+    NAME_ORDER,
+    SEARCH_ORDER,
     AcneActivity,
     Consent,
     MedicalFlag,
@@ -69,11 +71,10 @@ class PatientAdmin(ArchivableAdmin):
     list_filter = (ArchivedFilter, "fitzpatrick_type", "sex", "scar_sites__scar_types")
     search_fields = ("last_name", "first_name", "record_number", "email", "phone")
     search_help_text = "Name, record number, date of birth (YYYY-MM-DD or DD/MM/YYYY), e-mail."
-    # By the expressions the search compares, so PostgreSQL searches through the trigram
-    # indexes (migration 0007) instead of walking the whole name index in list order.
-    # No index serves this order on purpose: one that did made a search with few matches
-    # walk it (ORDER BY ... LIMIT) instead of using the search indexes (63-113 ms at 136,000).
-    ordering = (Upper("last_name").asc(), Upper("first_name").asc(), "pk")
+    # By the expressions the search compares: a search goes through the trigram indexes
+    # (migration 0007), the list without one reads patient_list_order_idx (patients.models
+    # NAME_ORDER and SEARCH_ORDER say why the two differ).
+    ordering = NAME_ORDER
     readonly_fields = ("archived_at", "access_log")
     inlines = [MedicalFlagInline, AcneActivityInline, ConsentInline, ScarSiteInline]
     fieldsets = (
@@ -108,6 +109,9 @@ class PatientAdmin(ArchivableAdmin):
             .get_queryset(request)
             .annotate(_sites=Coalesce(Subquery(sites, output_field=IntegerField()), 0))
         )
+
+    def get_ordering(self, request):
+        return SEARCH_ORDER if request.GET.get("q", "").strip() else NAME_ORDER
 
     def get_search_results(self, request, queryset, search_term):
         unfiltered = queryset

@@ -11,7 +11,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Concat, Upper
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
@@ -71,6 +72,21 @@ def _parse_date(text):
     return None
 
 
+# Patient lists are in name order, by the expressions the search compares (UPPER(name)). A
+# list being browsed reads its first page off patient_list_order_idx (an unfiltered page of
+# 136,000 patients: 97 ms of sorting -> under 1 ms).
+NAME_ORDER = (Upper("last_name").asc(), Upper("first_name").asc(), F("pk").asc())
+# A search keeps that order through expressions no index holds (`UPPER(x) || ''`, the same
+# strings): with the list-order index usable, PostgreSQL walked it hoping to meet a page of
+# matches early, and a search with few matches read the whole index (63-113 ms at 136,000)
+# instead of finding them through the search indexes and sorting those few.
+SEARCH_ORDER = (
+    Concat(Upper("last_name"), Value("")).asc(),
+    Concat(Upper("first_name"), Value("")).asc(),
+    F("pk").asc(),
+)
+
+
 class Patient(Archivable, TimeStamped):
     class Sex(models.TextChoices):
         FEMALE = "F", "Female"
@@ -119,6 +135,14 @@ class Patient(Archivable, TimeStamped):
         indexes = [
             models.Index(fields=["last_name", "first_name"], name="patient_name_idx"),
             models.Index(fields=["date_of_birth"], name="patient_dob_idx"),
+            # Lists show patients still in care unless asked: the index holds only those.
+            models.Index(
+                Upper("last_name"),
+                Upper("first_name"),
+                F("id"),
+                name="patient_list_order_idx",
+                condition=Q(archived_at__isnull=True),
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -6,7 +6,6 @@ The patient's overview page, which shows plans and scores too, lives in plans.vi
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
 from django.db import IntegrityError, transaction
-from django.db.models.functions import Upper
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -25,7 +24,16 @@ from patients.forms import (
     PatientSearchForm,
     ScarSiteForm,
 )
-from patients.models import AcneActivity, Consent, MedicalFlag, Patient, RecordAccess, ScarSite
+from patients.models import (
+    NAME_ORDER,
+    SEARCH_ORDER,
+    AcneActivity,
+    Consent,
+    MedicalFlag,
+    Patient,
+    RecordAccess,
+    ScarSite,
+)
 
 
 def get_patient(pk):
@@ -59,9 +67,9 @@ def patient_list(request):
             patients = patients.active()
     else:
         patients = patients.active()
-    # Ordered by the expressions the search compares (UPPER(name)), so PostgreSQL answers from
-    # the functional indexes (patients migration 0007) instead of walking the name index.
-    page = paginate(request, patients.order_by(Upper("last_name"), Upper("first_name"), "pk"))
+    # Ordered by the expressions the search compares (UPPER(name)): a search is answered from
+    # the functional indexes (patients migration 0007), a browse from the list-order index.
+    page = paginate(request, patients.order_by(*(SEARCH_ORDER if query else NAME_ORDER)))
     return render(
         request,
         "patients/patient_list.html",
