@@ -554,14 +554,14 @@ GAIS_MESSAGE = (
 class SiteOutcomeForm(forms.Form):
     """GAIS by clinician and patient and pain for one scar site; all optional."""
 
-    # Five ratings with their words: a row of choices (one tap), "Not scored" first.
+    # A drop-down of the five ratings with their words: as a row of choices each would take two
+    # lines of buttons, and the three-site log page grew by 440 px.
     gais_clinician = forms.TypedChoiceField(
         label="Improvement (clinician)",
         choices=GAIS_CHOICES,
         coerce=int,
         required=False,
         empty_value=None,
-        widget=forms.RadioSelect,
         error_messages={"invalid_choice": GAIS_MESSAGE.format(who="clinician")},
     )
     gais_patient = forms.TypedChoiceField(
@@ -570,7 +570,6 @@ class SiteOutcomeForm(forms.Form):
         coerce=int,
         required=False,
         empty_value=None,
-        widget=forms.RadioSelect,
         error_messages={"invalid_choice": GAIS_MESSAGE.format(who="patient")},
     )
     pain = forms.IntegerField(

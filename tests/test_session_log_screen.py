@@ -295,19 +295,18 @@ def test_a_choice_is_saved_as_its_number_and_the_server_computes_the_total(
     assert Session.objects.get(pk=session.pk).status == Session.Status.COMPLETED
 
 
-def test_gais_ratings_are_one_tap_choices_with_their_words_and_saved_as_numbers(
-    clinician_client, clinician
-):
+def test_gais_ratings_are_listed_with_their_words_and_saved_as_numbers(clinician_client, clinician):
+    """A drop-down, "Not scored" first: as a row of choices each rating would take two lines
+    of buttons per site."""
     session, sites = atrophic_patient(clinician, done=1)
     html = clinician_client.get(log_url(session)).content.decode()
     name = f"s{sites[0].pk}-gais_patient"
-    radios = re.findall(rf'<input type="radio" class="btn-check" name="{name}"[^>]*>', html)
-    assert len(radios) == 6  # "Not scored" and the five ratings
-    assert 'value=""' in radios[0] and "checked" in radios[0]
-    assert f'<fieldset class="segmented" id="id_{name}"><legend class="seg-legend">' in html
-    assert "Improvement (patient)</legend>" in html
-    assert '<span class="seg-value">4</span> <span class="seg-words">no change</span>' in html
-    assert f'<select name="{name}"' not in html
+    select = html[html.index(f'<select name="{name}"') :]
+    select = select[: select.index("</select>")]
+    options = re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select)
+    assert options[0] == ("", "Not scored")
+    assert options[4] == ("4", "4 no change")
+    assert len(options) == 6
 
     form = browser_form(clinician_client.get(log_url(session)), form_id="session-log")
     response = clinician_client.post(log_url(session), form | {name: "2"})

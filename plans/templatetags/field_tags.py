@@ -230,10 +230,9 @@ def item_steps(field):
 
 @register.filter
 def segmented(field):
-    """An item with few values (or a GAIS rating) as a row of radio buttons styled as one
-    control: a fieldset whose legend is the item, each value with its words, "Not scored"
-    first. The fieldset carries the field's id, so an error summary link lands on the whole
-    choice."""
+    """An item with few values as a row of radio buttons styled as one control: a fieldset
+    whose legend is the item, each value with its words, "Not scored" first. The fieldset
+    carries the field's id, so an error summary link lands on the whole choice."""
     last = getattr(field.form, "last_items", {}).get(field.name)
     described = []
     if field.errors:
@@ -276,17 +275,7 @@ def segmented(field):
                 text,
             )
         )
-    instrument = getattr(field.form, "instrument", None)
-    if instrument is not None:
-        item = instrument.item(field.name)
-        legend = format_html(
-            '{} <span class="seg-range">({}-{})</span>', item.label, item.minimum, item.maximum
-        )
-        # The points per value, for the instrument's live total (static/js/session-log.js).
-        totalled = format_html(' data-item data-steps="{}"', _steps(field))
-    else:
-        # A choice of its own (GAIS): its label already says what it is; no total to add to.
-        legend, totalled = field.label, ""
+    item = field.form.instrument.item(field.name)
     errors = ""
     if field.errors:
         errors = format_html(
@@ -297,14 +286,16 @@ def segmented(field):
             ),
         )
     return format_html(
-        '<fieldset class="segmented{}" id="{}"{}{}>'
-        '<legend class="seg-legend">{}</legend>'
+        '<fieldset class="segmented{}" id="{}" data-item data-steps="{}"{}>'
+        '<legend class="seg-legend">{} <span class="seg-range">({}-{})</span></legend>'
         '<div class="seg-options">{}</div>{}</fieldset>',
         " is-invalid" if field.errors else "",
         field.auto_id,
-        totalled,
+        _steps(field),
         format_html(' aria-describedby="{}"', " ".join(described)) if described else "",
-        legend,
+        item.label,
+        item.minimum,
+        item.maximum,
         mark_safe("".join(options)),  # nosec B308 B703: format_html output with escaped parts
         errors,
     )

@@ -72,7 +72,10 @@ def test_a_clinician_amends_a_logged_score_and_sees_both_values(login, cryo_cour
     page.goto(page.url.rsplit("/", 1)[0] + f"/sessions/{first.pk}/")
 
     page.get_by_role("link", name="Amend this session").click()
-    page.get_by_label("Vascularity (0-3)").fill("3")
+    # As on the log page, an item of a few values is a row of choices with the logged one checked.
+    vascularity = page.get_by_role("group", name="Vascularity (0-3)")
+    expect(vascularity.get_by_role("radio", name="2 red")).to_be_checked()
+    vascularity.locator("label", has_text="3 purple").click()
     page.get_by_label("Why is this session amended?").fill("Vascularity misread: it is 3.")
     page.get_by_role("button", name="Save the amendment").click()
 
