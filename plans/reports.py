@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from clinic.timeutils import day_bounds, day_start
 from clinic.uploads import thumbnail_bytes
-from patients.models import Consent, ScarSite, ScarType
-from plans import charts, scales
+from patients.models import ScarSite, ScarType
+from plans import charts, scales, services
 from plans.models import (
     AdverseEvent,
     Amendment,
@@ -261,7 +261,7 @@ def _photo_pairs(patient, sites, sessions, embed):
     otherwise the earliest photo and the latest of the same view (or simply the latest).
     The choice comes in the same query as the photos, so the query count stays fixed.
     """
-    consents = list(Consent.objects.filter(patient=patient, kind=Consent.Kind.CLINICAL_PHOTOGRAPHY))
+    photo_consent = services.PhotoConsent(patient.pk)
     choice = "scar_site__report_photo_choice__"
     photos = (
         SessionPhoto.objects.filter(scar_site__in=sites, withdrawn_at=None)
@@ -278,7 +278,7 @@ def _photo_pairs(patient, sites, sessions, embed):
         photos = photos.filter(session__in=[s.pk for s in sessions])
     allowed = {}
     for photo in photos:
-        if any(c.in_force_on(photo.taken_on) for c in consents):
+        if photo_consent.allows(photo.taken_on):
             allowed.setdefault(photo.scar_site_id, []).append(photo)
     pairs = {}
     for site_id, items in allowed.items():

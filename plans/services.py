@@ -1125,12 +1125,29 @@ def skipped_message(skipped) -> str:
     )
 
 
+class PhotoConsent:
+    """A patient's clinical photography consents, read once (one query): whether a photo
+    may be taken or shown on a day (consent in force then). False when there is none at all."""
+
+    def __init__(self, patient_id):
+        from patients.models import Consent
+
+        self.consents = list(
+            Consent.objects.filter(patient=patient_id, kind=Consent.Kind.CLINICAL_PHOTOGRAPHY).only(
+                "signed_on", "withdrawn_on", "expires_on"
+            )
+        )
+
+    def __bool__(self):
+        return bool(self.consents)
+
+    def allows(self, day) -> bool:
+        return any(c.in_force_on(day) for c in self.consents)
+
+
 def photography_consent_on(patient, day) -> bool:
     """Clinical photography consent in force on `day` (it governs taking and showing photos)."""
-    from patients.models import Consent
-
-    consents = patient.consents.filter(kind=Consent.Kind.CLINICAL_PHOTOGRAPHY)
-    return any(c.in_force_on(day) for c in consents)
+    return PhotoConsent(patient.pk).allows(day)
 
 
 @transaction.atomic

@@ -15,9 +15,9 @@ from django.views.decorators.http import require_POST
 
 from clinic.uploads import private_file_response, private_thumbnail_response
 from patients.audit import record_access
-from patients.models import Consent, RecordAccess, ScarSite
+from patients.models import RecordAccess, ScarSite
 from patients.views import get_patient
-from plans import scales
+from plans import scales, services
 from plans.models import Assessment, ReportPhotoChoice, SessionPhoto
 from plans.views._common import _int
 
@@ -26,10 +26,7 @@ from plans.views._common import _int
 def photo(request, pk):
     """A clinical photo, only with clinical-photography consent in force on the day taken."""
     item = get_object_or_404(SessionPhoto.objects.select_related("session"), pk=pk)
-    consents = Consent.objects.filter(
-        patient=item.session.patient_id, kind=Consent.Kind.CLINICAL_PHOTOGRAPHY
-    )
-    if not any(c.in_force_on(item.taken_on) for c in consents):
+    if not services.PhotoConsent(item.session.patient_id).allows(item.taken_on):
         return HttpResponseForbidden("No clinical photography consent on file for this photo.")
     record_access(request, item.session.patient_id, RecordAccess.What.PHOTO, item)
     if request.GET.get("size") == "thumb":  # beside the score entry on the log page
@@ -52,15 +49,13 @@ def get_site(pk, site_pk):
 
 def shown_photos(site):
     """The site's photos that may be shown: not withdrawn, consent in force on the day taken."""
-    consents = list(
-        Consent.objects.filter(patient=site.patient_id, kind=Consent.Kind.CLINICAL_PHOTOGRAPHY)
-    )
+    photo_consent = services.PhotoConsent(site.patient_id)
     return [
         p
         for p in SessionPhoto.objects.filter(scar_site=site, withdrawn_at=None).order_by(
             "taken_on", "pk"
         )
-        if any(c.in_force_on(p.taken_on) for c in consents)
+        if photo_consent.allows(p.taken_on)
     ]
 
 

@@ -14,7 +14,6 @@ from django.views.decorators.http import require_POST
 from clinic.validators import validate_clinic_date
 from clinic.views_helpers import safe_next
 from patients.forms import OUT_OF_DATE
-from patients.models import Consent
 from plans import scales, services
 from plans.forms import (
     DATE,
@@ -160,9 +159,7 @@ def _site_instruments(sites):
         .order_by("assessed_on", "pk")
         .values_list("scar_site_id", "instrument")
     ):
-        codes = used.setdefault(site_id, [])
-        if code not in codes:
-            codes.append(code)
+        _add(used.setdefault(site_id, []), code)
     return {site.pk: used.get(site.pk) or [_default_instrument(site)] for site in sites}
 
 
@@ -177,9 +174,10 @@ class SiteHistory:
     photo: dict | None = None  # the latest photo that may be shown (pk, taken_on, view)
 
 
-def site_histories(session, sites):
+def site_histories(session, sites, photo_consent=None):
     """Per scar site: the instruments the plan tracks, each one's baseline and last score,
-    and the last photo that may be shown. Three queries, however many sites and sessions.
+    and the last photo that may be shown. Three queries however many sites (two when given
+    the patient's `photo_consent`).
 
     Tracked: the instruments scored for the site in earlier sessions of this plan; before
     the plan's first scores, the site's baseline instruments; with neither, the default for
@@ -211,7 +209,9 @@ def site_histories(session, sites):
         elif session.plan_id and row["session__plan_id"] == session.plan_id:
             _add(in_plan.setdefault(site_id, []), code)
         last.setdefault(site_id, {})[code] = row
-    photos = _last_photos(session, sites)
+    if photo_consent is None:
+        photo_consent = services.PhotoConsent(session.patient_id)
+    photos = _last_photos(session, sites, photo_consent)
     result = {}
     for site in sites:
         tracked = in_plan.get(site.pk) or at_baseline.get(site.pk) or [_default_instrument(site)]
@@ -236,15 +236,10 @@ def _add(codes, code):
         codes.append(code)
 
 
-def _last_photos(session, sites):
+def _last_photos(session, sites, photo_consent):
     """Per site, its latest photo that may be shown (not withdrawn, photography consent in
-    force on the day taken, as plans.views.photos serves them); two queries."""
-    consents = list(
-        Consent.objects.filter(
-            patient=session.patient_id, kind=Consent.Kind.CLINICAL_PHOTOGRAPHY
-        ).only("signed_on", "withdrawn_on", "expires_on")
-    )
-    if not consents:
+    force on the day taken, as plans.views.photos serves them); one query."""
+    if not photo_consent:
         return {}
     found = {}
     for photo in (
@@ -255,7 +250,7 @@ def _last_photos(session, sites):
     ):
         if photo["scar_site_id"] in found:
             continue
-        if any(c.in_force_on(photo["taken_on"]) for c in consents):
+        if photo_consent.allows(photo["taken_on"]):
             photo["view_label"] = SessionPhoto.View(photo["view"]).label
             found[photo["scar_site_id"]] = photo
     return found
@@ -338,7 +333,8 @@ def session_log(request, pk):
         for row in rows
     ]
     sites = list(visit_sites(session).prefetch_related("scar_types"))
-    histories = site_histories(session, sites)
+    photo_consent = services.PhotoConsent(session.patient_id)
+    histories = site_histories(session, sites, photo_consent)
     site_blocks = []
     for site in sites:
         history = histories[site.pk]
@@ -361,7 +357,7 @@ def session_log(request, pk):
     events = AdverseEventFormSet(post, prefix="ae", form_kwargs={"sites": visit_sites(session)})
     notes = post.get("notes", session.notes) if post else session.notes
     on = today if early else session.scheduled_on
-    photos_allowed = services.photography_consent_on(session.patient, on)
+    photos_allowed = photo_consent.allows(on)
     if not photos_allowed:
         for block in site_blocks:
             block["outcome"].drop_photos()
