@@ -151,24 +151,23 @@ def _course_formset(request, action, template, data=None):
     return CourseFormSet(data, prefix="courses")
 
 
+def _active_template(pk_text):
+    """The active protocol with this id (text from a form or URL) and its courses, or None."""
+    if not pk_text.isdigit():
+        return None
+    return PlanTemplate.objects.active().prefetch_related("courses").filter(pk=int(pk_text)).first()
+
+
 def _builder(request, patient, *, live=False):
     """The form, course rows and what is beside them (suggestions, the calendar preview)."""
     sites = list(patient.scar_sites.active().prefetch_related("scar_types"))
     action = request.POST.get("action", "preview")
     template = None
-    if request.method != "POST" and request.GET.get("template", "").isdigit():
-        template = (
-            PlanTemplate.objects.active()
-            .prefetch_related("courses")
-            .filter(pk=int(request.GET["template"]))
-            .first()
-        )
+    if request.method != "POST":
+        template = _active_template(request.GET.get("template", ""))
     data = request.POST or None
-    chosen = request.POST.get("template", "") if request.method == "POST" else ""
-    if chosen.isdigit() and not live:  # "Apply" a protocol without JavaScript
-        template = (
-            PlanTemplate.objects.active().prefetch_related("courses").filter(pk=int(chosen)).first()
-        )
+    if request.method == "POST" and not live:  # "Apply" a protocol without JavaScript
+        template = _active_template(request.POST.get("template", ""))
         if template is not None:
             action = "apply_template"
             data = _with_template(request.POST, template)
