@@ -42,11 +42,15 @@ from patients.demo import (
     has_history,
 )
 from patients.models import AcneActivity, Consent, MedicalFlag, Patient, ScarSite
+from plans import outcome_summary
 from plans.models import (
     AdverseEvent,
     Amendment,
     Assessment,
     Course,
+    OutcomePatientDay,
+    OutcomeSessionGroup,
+    OutcomeSessionScore,
     Plan,
     SafetyOverride,
     Session,
@@ -166,6 +170,10 @@ def replicate(*, copies, built, users, stdout, later=None):
 
     counts = Counter()
     q = connection.ops.quote_name
+    # The outcomes summary's rows of each session and patient, computed once for the built
+    # patients and copied with them below: the chain's copies have the unit's days,
+    # treatments, scar types, scores and events, so their rows are the unit's, renumbered.
+    outcome_summary.write_loaded_rows()
     with connection.cursor() as cursor:
         for table in order:
             table.measure(cursor, UNIT)
@@ -183,11 +191,50 @@ def replicate(*, copies, built, users, stdout, later=None):
             sql, params = _copy_rows(table, tables, copies, built, staff)
             later(sql, table.table, params)
             counts[table.table] += table.rows * copies
+        for model, sql in _copy_summary_rows(tables, copies):
+            later(sql, model._meta.db_table)
     stdout.write(
         f"Chain: {copies} more units of {UNIT} patients copied "
         f"({sum(counts.values())} rows; staff and statements ready in "
         f"{time.monotonic() - started:.1f} s)."
     )
+
+
+# The outcomes summary's per-session and patient rows: each model, the columns holding ids of
+# copied tables, and the one that ties a row to the unit.
+SUMMARY_ROWS = (
+    (OutcomeSessionGroup, {"session_id": Session, "patient_id": Patient}, "patient_id"),
+    (OutcomeSessionScore, {"session_id": Session}, "session_id"),
+    (OutcomePatientDay, {"patient_id": Patient}, "patient_id"),
+)
+
+
+def _copy_summary_rows(tables, copies):
+    """[(model, INSERT ... SELECT)]: the unit's summary rows, once per copy, with the copy's
+    session and patient ids (their own ids are new: nothing points at them)."""
+    q = connection.ops.quote_name
+    statements = []
+    for model, ids, owner_column in SUMMARY_ROWS:
+        owner = tables[ids[owner_column]]
+        columns, values = [], []
+        for field in model._meta.concrete_fields:
+            if field.primary_key:
+                continue
+            source = f"t.{q(field.column)}"
+            columns.append(q(field.column))
+            copied = ids.get(field.column)
+            values.append(tables[copied].shift(source) if copied else source)
+        table = q(model._meta.db_table)
+        statements.append(
+            (
+                model,
+                f"INSERT INTO {table} ({', '.join(columns)}) "  # nosec B608: names from model meta, quoted; numbers are ints computed here
+                f"SELECT {', '.join(values)} FROM {table} t "
+                f"CROSS JOIN generate_series(1, {int(copies)}) AS g(k) "
+                f"WHERE t.{q(owner_column)} BETWEEN {int(owner.low)} AND {int(owner.cutoff)}",
+            )
+        )
+    return statements
 
 
 def _history(model):

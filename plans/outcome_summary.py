@@ -12,12 +12,13 @@ adverse events and its scores' baselines, done once per session. A day's rows ar
 
 Keeping it current: every write that can change a completed session's numbers marks that
 session in OutcomeDirtySession, in the same transaction (signals below; the bulk loader calls
-`rebuild()` at its end). `refresh()`, called by the page before it reads, recomputes the marked
-sessions' rows from the base tables, re-adds the days those rows fall on (before and after)
-from the per-session rows, and mends the patient rows of the patients they touch; then it
-changes the state's version, which keys the page's cache. So the first view after logging a
-session costs that session, not its whole day (a chain's busiest day has 5,000). A mark in
-OutcomeDirtyDay recomputes a whole day; one without a day (or no state row yet) rebuilds all.
+`rebuild()` at its end, and a chain's load copies the per-session rows with their sessions).
+`refresh()`, called by the page before it reads, recomputes the marked sessions' rows from the
+base tables, re-adds the days those rows fall on (before and after) from the per-session rows,
+and mends the patient rows of the patients they touch; then it changes the state's version,
+which keys the page's cache. So the first view after logging a session costs that session, not
+its whole day (a chain's busiest day has 5,000). A mark in OutcomeDirtyDay recomputes a whole
+day; one without a day (or no state row yet) rebuilds all.
 """
 
 import uuid
@@ -452,20 +453,52 @@ def _build(days, sessions=()):
             )
 
 
-def _build_all(cursor, t):
+def _empty(cursor, *tables):
+    """Empty whole tables for a full build, with room to sort and hash its millions of rows
+    in memory, not on disk (PostgreSQL; this transaction only)."""
     if connection.vendor == "postgresql":
-        # A whole build sorts and hashes millions of rows: in memory, not on disk.
         cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
         truncate = "TRUNCATE "
     else:
         truncate = "DELETE FROM "
-    for table in (t["g"], t["sc"], t["od"], t["osd"], t["opd"], t["gap"]):
+    for table in tables:
         cursor.execute(truncate + table)  # nosec B608: model meta
+
+
+def _add_up_loaded_rows():
+    t = _tables()
+    with connection.cursor() as cursor:
+        _empty(cursor, t["od"], t["osd"], t["gap"])
+        _add_up_days(cursor, t)
+        _insert_gaps(cursor, t)
+        if connection.vendor == "postgresql":
+            cursor.execute(f"ANALYZE {t['od']}, {t['osd']}, {t['gap']}")  # nosec B608: model meta
+
+
+def _build_all(cursor, t):
+    _empty(cursor, t["g"], t["sc"], t["od"], t["osd"], t["opd"], t["gap"])
     with _IndexesAfter(OutcomeSessionGroup, OutcomeSessionScore):
         _insert_session_rows(cursor, t, "s.status = %s", [COMPLETED], full=True)
     _add_up_days(cursor, t)
-    _build_patient_rows(cursor, t)
+    with _IndexesAfter(OutcomePatientDay):
+        _insert_patient_days(cursor, t)
+    _insert_gaps(cursor, t)
+
+
+def write_loaded_rows():
+    """A bulk load's part of a full build: the per-session rows and the patient rows of
+    every completed session in the base tables, into their emptied tables (whose indexes the
+    load builds afterwards). The chain's copies (plans/demo_scale.py) then copy these rows
+    with the sessions and patients they belong to, and `rebuild(rows_loaded=True)` adds up
+    the rest: the same summary as a full build, without its work for every copy."""
+    t = _tables()
+    with connection.cursor() as cursor:
+        _drop_temporary(cursor)
+        _empty(cursor, t["g"], t["sc"], t["opd"])
+        _insert_session_rows(cursor, t, "s.status = %s", [COMPLETED], full=True)
+        _insert_patient_days(cursor, t)
+        _drop_temporary(cursor)
 
 
 def _build_some(cursor, t, days, sessions):
@@ -644,19 +677,23 @@ def _session_day_filter(column):
     )
 
 
-def _build_patient_rows(cursor, t):
-    """All patient rows with their prev_day, and their gaps, into emptied tables."""
+def _insert_patient_days(cursor, t):
+    """All patient rows with their prev_day, from the per-session rows, into their emptied
+    table."""
     select = (
         "SELECT day, treatment_id, scar_type_id, patient_id, LAG(day) OVER (PARTITION BY"  # nosec B608
         " patient_id, treatment_id, scar_type_id ORDER BY day)"
         " FROM (SELECT DISTINCT day, treatment_id, scar_type_id, patient_id"
         f" FROM {t['g']}) p"
     )
-    with _IndexesAfter(OutcomePatientDay):
-        cursor.execute(
-            f"INSERT INTO {t['opd']} (day, treatment_id, scar_type_id, patient_id, prev_day)"  # nosec B608
-            f" {select}"
-        )
+    cursor.execute(
+        f"INSERT INTO {t['opd']} (day, treatment_id, scar_type_id, patient_id, prev_day)"  # nosec B608
+        f" {select}"
+    )
+
+
+def _insert_gaps(cursor, t):
+    """All gaps, from the patient rows, into their emptied table."""
     cursor.execute(
         f"INSERT INTO {t['gap']} (day, treatment_id, scar_type_id, prev_day, patients)"  # nosec B608
         " SELECT day, treatment_id, scar_type_id, prev_day, COUNT(*)"
@@ -801,13 +838,19 @@ def _state():
     return state
 
 
-def rebuild():
-    """Build the whole summary from the base tables (after a bulk load, or when unsure)."""
+def rebuild(*, rows_loaded=False):
+    """Build the whole summary from the base tables (after a bulk load, or when unsure).
+
+    `rows_loaded`: a bulk load wrote the per-session and patient rows (write_loaded_rows and
+    the chain's copies of them); only the day sums and the gaps are added up from those."""
     with transaction.atomic():
         state = _state()
         OutcomeDirtyDay.objects.all().delete()
         OutcomeDirtySession.objects.all().delete()
-        _build(None)
+        if rows_loaded:
+            _add_up_loaded_rows()
+        else:
+            _build(None)
         state.built = True
         state.version = uuid.uuid4().hex
         state.save(update_fields=["built", "version"])

@@ -939,12 +939,36 @@ def test_a_chain_sized_postgresql_load_copies_whole_units_with_their_own_staff(
     assert set(plan.history.first().target_sites.values_list("scarsite", flat=True)) == set(
         plan.target_sites.values_list("pk", flat=True)
     )
+    _summary_is_a_full_build()
     # The sequences moved past the copies: new records get new ids.
     session = Session.objects.filter(patient__in=copies[1]).order_by("pk").last()
     clone = Session.objects.get(pk=session.pk)
     clone.pk, clone.status = None, "cancelled"
     clone.save()
     assert clone.pk > session.pk
+
+
+def _summary():
+    """The outcomes summary's rows (plans/outcome_summary.py), without their ids."""
+    from plans import models as plan_models
+
+    tables = {}
+    for name in ("SessionGroup", "SessionScore", "Day", "ScoreDay", "PatientDay", "PatientGap"):
+        model = getattr(plan_models, f"Outcome{name}")
+        columns = [f.attname for f in model._meta.concrete_fields if not f.primary_key]
+        tables[name] = sorted(model.objects.values_list(*columns), key=repr)
+    return tables
+
+
+def _summary_is_a_full_build():
+    """The chain's summary rows (the unit's, copied with it, then added up) are what a
+    full build from the base tables makes; and there are scores in it."""
+    from plans import outcome_summary
+
+    loaded = _summary()
+    assert len(loaded["SessionScore"]) > 0 and len(loaded["PatientGap"]) > 0
+    outcome_summary.rebuild()
+    assert _summary() == loaded
 
 
 def _record_exists():
@@ -1038,6 +1062,7 @@ def test_a_committed_load_builds_on_two_connections_and_leaves_the_schema_whole(
     assert sorted(copy.values_list("status", "scheduled_at")) == sorted(
         original.values_list("status", "scheduled_at")
     )
+    _summary_is_a_full_build()
     booked = Session.objects.filter(status="scheduled", location__isnull=False).last()
     twin = Session.objects.get(pk=booked.pk)
     twin.pk = None
