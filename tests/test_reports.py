@@ -298,6 +298,24 @@ def test_pdf_download_is_a_pdf_with_the_patient_scores_and_dates(clinician_clien
     assert "Cicatrix progress report: Wilhelmina Quorrington" in text  # page header
 
 
+def test_on_paper_each_chart_has_its_scores_beside_it(clinician_client, story):
+    """A series prints as its 100 mm chart column (heading and chart) with the score table to
+    its right, level with the chart, not under it (floats in the print CSS)."""
+    response = clinician_client.get(reverse("patient_report_pdf", args=[story.patient.pk]))
+    placed = {}
+
+    def visit(text, cm, tm, *_):  # WeasyPrint's text matrix: CSS px from the page's top left
+        placed.setdefault(text.strip(), (tm[4], tm[5]))
+
+    PdfReader(io.BytesIO(response.content)).pages[0].extract_text(visitor_text=visit)
+    px = 96 / 25.4  # per mm
+    heading_x, heading_y = placed["Vancouver Scar Scale"]  # the chart column's heading
+    table_x, table_y = placed["Scores (0-13)"]  # the score table's caption
+    assert heading_x < 20 * px  # at the 14 mm margin
+    assert table_x > (14 + 100) * px  # past the 100 mm chart
+    assert heading_y < table_y < heading_y + 40 * px  # level with the chart, not below it
+
+
 def test_plan_pdf_is_a_pdf_of_that_plan(clinician_client, story):
     url = reverse("plan_report_pdf", args=[story.patient.pk, story.plan.pk])
     response = clinician_client.get(url)
