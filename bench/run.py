@@ -264,6 +264,12 @@ def main():
         )
         rows = pages.measure(rounds=rounds, t=targets)
         say(pages.table(rows))
+        by_page = {row.page: row.total_ms for row in rows}
+        html = by_page["progress report HTML"]
+        say(
+            f"\nThe report's PDF: a first download takes {by_page[pages.FIRST_PDF] / html:.1f}x "
+            f"its HTML, a repeat download {by_page['progress report PDF'] / html:.2f}x."
+        )
         throughput(database_url, targets)
         connections.close_all()
     finally:
