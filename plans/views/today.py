@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
-from django.db.models import F, Q
+from django.db.models import Q
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import dateformat, timezone
@@ -19,8 +19,9 @@ from plans.forms import clinicians
 from plans.models import Session, SessionTreatment, Treatment
 from plans.rule_governance import disabled_block_rules_for
 
-# What the page and the safety checks read of a session and its patient: the rest of those
-# wide rows (notes, addresses) is never shown here. Clinicians come from the staff list.
+# What the page and the safety checks read of a session, its patient and its plan (whose
+# clinician a session without its own has): the rest of those wide rows (notes, addresses)
+# is never shown here. Clinicians come from the staff list.
 TODAY_FIELDS = (
     "kind",
     "status",
@@ -32,6 +33,7 @@ TODAY_FIELDS = (
     "patient__last_name",
     "patient__record_number",
     "patient__fitzpatrick_type",
+    "plan__clinician_id",
 )
 # The catalogue columns a row shows (name) or the safety rules read (Treatment.facts()).
 TREATMENT_FIELDS = ("code", "name", *services.TREATMENT_FACT_FIELDS)
@@ -67,11 +69,9 @@ def today(request):
         clinician = own_day(request.user)
     elif request.GET["clinician"]:
         clinician = next((c for c in staff if str(c.pk) == request.GET["clinician"]), None)
-    sessions = (
-        Session.objects.select_related("patient")
-        .only(*TODAY_FIELDS)
-        .annotate(plan_clinician_id=F("plan__clinician"))
-    )
+    # The plan comes by select_related, not an annotation: a list longer than its page is
+    # counted, and COUNT drops select_related's join (an annotation's join it keeps).
+    sessions = Session.objects.select_related("patient", "plan").only(*TODAY_FIELDS)
     if clinician:
         sessions = sessions.for_clinician(clinician)
     # One clinician's day fits a page; a whole clinic's busy day (hundreds) is paged.
@@ -95,8 +95,7 @@ def today(request):
         session.rows = rows.get(session.pk, [])
         session.findings = findings.get(session.pk, [])
         session.neutral = services.neutral_badge(session.findings)
-        # The session's own clinician, else its plan's.
-        session.who = people.get(session.clinician_id or session.plan_clinician_id)
+        session.who = people.get(clinician_of(session))
         session.urls = {key: link(session.pk) for key, link in links.items()}
         session.urls["patient"] = links["patient"](session.patient_id)
     return render(
@@ -228,11 +227,16 @@ def treatment_rows(session_pks):
     return result
 
 
+def clinician_of(session):
+    """The pk of the session's own clinician, else of its plan's (None: neither)."""
+    return session.clinician_id or (session.plan.clinician_id if session.plan_id else None)
+
+
 def people_by_pk(staff, sessions):
     """The clinicians of these sessions by pk: the staff list has nearly all of them; anyone
     else (someone no longer a clinician) is looked up in one query."""
     people = {person.pk: person for person in staff}
-    missing = {s.clinician_id or s.plan_clinician_id for s in sessions} - people.keys() - {None}
+    missing = {clinician_of(s) for s in sessions} - people.keys() - {None}
     if missing:
         people.update(get_user_model().objects.in_bulk(missing))
     return people
