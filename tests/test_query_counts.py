@@ -107,6 +107,29 @@ def test_the_whole_clinics_today_counts_its_long_lists_from_the_sessions_alone(
     assert "JOIN" not in counts[0], counts[0]
 
 
+def test_today_reads_safety_facts_only_for_rows_that_show_them(
+    clinician_client, clinician, monkeypatch
+):
+    """Overdue rows have no safety column: the checks run for the day's and the week's
+    sessions, not for the overdue ones (a whole clinic's page of 50 more patients)."""
+    add_patients_due_today(clinician, 3)
+    checked = []
+    real = services.findings_for_sessions
+
+    def spy(sessions, **kwargs):
+        sessions = list(sessions)
+        checked.extend(sessions)
+        return real(sessions, **kwargs)
+
+    monkeypatch.setattr(services, "findings_for_sessions", spy)
+    response = clinician_client.get(reverse("home"))
+    assert response.status_code == 200
+    overdue = {s.pk for s in response.context["overdue"]}
+    assert len(overdue) == 3
+    assert checked and not overdue & {s.pk for s in checked}
+    assert {s.scheduled_on for s in checked} == {TODAY, TODAY + timedelta(days=3)}
+
+
 # --- patients --------------------------------------------------------------------------------
 
 

@@ -82,10 +82,13 @@ def today(request):
         per_page=PAGE_SIZE,
         param="overdue",
     )
-    listed = list(due) + list(week) + list(overdue)
+    booked = list(due) + list(week)
+    listed = booked + list(overdue)
     rows = treatment_rows({s.pk for s in listed})
+    # Safety badges are shown for the day and the week; an overdue row has none (logging it
+    # checks the rules on the day it is logged), so its patient's facts are not read.
     findings = services.findings_for_sessions(
-        [s for s in listed if s.status in Session.OPEN], rows=rows
+        [s for s in booked if s.status in Session.OPEN], rows=rows
     )
     people = people_by_pk(staff, listed)
     links = {key: pk_url(name) for key, name in ROW_LINKS.items()}
