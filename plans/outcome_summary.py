@@ -467,6 +467,8 @@ def _empty(cursor, *tables):
 
 
 def _add_up_loaded_rows():
+    """The day sums and the gaps, into emptied tables, from per-session and patient rows a
+    bulk load wrote (write_loaded_rows and the chain's copies of them)."""
     t = _tables()
     with connection.cursor() as cursor:
         _empty(cursor, t["od"], t["osd"], t["gap"])
