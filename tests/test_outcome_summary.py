@@ -11,6 +11,7 @@ from plans import outcome_summary, services
 from plans.models import (
     AdverseEvent,
     Assessment,
+    OutcomeDay,
     OutcomeDirtyDay,
     OutcomeDirtySession,
     OutcomePatientDay,
@@ -175,6 +176,32 @@ def test_a_summary_rebuilt_after_writes_that_bypass_signals_is_right(richer):
     Session.objects.filter(pk=first.pk).update(status="missed")
     outcome_summary.rebuild()
     assert_same_as_direct()
+
+
+def test_loaded_rows_added_up_are_a_full_build(richer):
+    """The chain loader's path (plans/demo_scale.py), on either database: per-session and
+    patient rows written by write_loaded_rows(), then rebuild(rows_loaded=True) adds up the
+    day sums and gaps; the outcomes read as from a full build and as directly."""
+    outcome_summary.rebuild()
+    built = summary_rows()
+    OutcomeDay.objects.all().delete()  # what the load leaves: no sums yet
+    outcome_summary.write_loaded_rows()
+    outcome_summary.rebuild(rows_loaded=True)
+    assert summary_rows() == built
+    assert built["OutcomeScoreDay"] and built["OutcomePatientGap"]
+    assert_same_as_direct()
+
+
+def summary_rows():
+    """Every summary table's rows, without their ids."""
+    from plans import models
+
+    tables = {}
+    for name in ("SessionGroup", "SessionScore", "Day", "ScoreDay", "PatientDay", "PatientGap"):
+        model = getattr(models, f"Outcome{name}")
+        columns = [f.attname for f in model._meta.concrete_fields if not f.primary_key]
+        tables[model.__name__] = sorted(model.objects.values_list(*columns), key=repr)
+    return tables
 
 
 def test_a_repeat_view_reads_only_the_summary(richer):

@@ -948,27 +948,16 @@ def test_a_chain_sized_postgresql_load_copies_whole_units_with_their_own_staff(
     assert clone.pk > session.pk
 
 
-def _summary():
-    """The outcomes summary's rows (plans/outcome_summary.py), without their ids."""
-    from plans import models as plan_models
-
-    tables = {}
-    for name in ("SessionGroup", "SessionScore", "Day", "ScoreDay", "PatientDay", "PatientGap"):
-        model = getattr(plan_models, f"Outcome{name}")
-        columns = [f.attname for f in model._meta.concrete_fields if not f.primary_key]
-        tables[name] = sorted(model.objects.values_list(*columns), key=repr)
-    return tables
-
-
 def _summary_is_a_full_build():
     """The chain's summary rows (the unit's, copied with it, then added up) are what a
     full build from the base tables makes; and there are scores in it."""
     from plans import outcome_summary
+    from tests.test_outcome_summary import summary_rows
 
-    loaded = _summary()
-    assert len(loaded["SessionScore"]) > 0 and len(loaded["PatientGap"]) > 0
+    loaded = summary_rows()
+    assert len(loaded["OutcomeSessionScore"]) > 0 and len(loaded["OutcomePatientGap"]) > 0
     outcome_summary.rebuild()
-    assert _summary() == loaded
+    assert summary_rows() == loaded
 
 
 def _record_exists():
